@@ -379,7 +379,9 @@ static void conn_flush(struct conn *c)
 		w->c = c;
 		buf_init(&c->out, c->out.max);
 		ub = uv_buf_init((char *)w->b.data, (unsigned)w->b.len);
-		if (c->in_flight == 0)
+		bool started = c->in_flight == 0;
+
+		if (started)
 			c->last_output = uv_now(c->server->loop);
 		c->in_flight += w->b.len;
 		c->refs++;
@@ -396,8 +398,10 @@ static void conn_flush(struct conn *c)
 		if (c->in_flight >= high_water(c) && !c->above_high) {
 			c->above_high = true;
 			conn_update_reading(c);
-			conn_arm_timer(c);
 		}
+		/* The output deadline may come before the idle one. */
+		if (started)
+			conn_arm_timer(c);
 	}
 	if (c->state == CONN_ST_CLOSING && c->in_flight == 0)
 		conn_finish_close(c);

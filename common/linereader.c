@@ -64,11 +64,11 @@ int lr_feed(struct linereader *lr, const void *data, size_t len)
 
 int lr_read_line(struct linereader *lr, const char **line_r, size_t *len_r)
 {
-	const unsigned char *start = lr->in.data + lr->pos;
 	size_t avail = lr_pending(lr);
 
 	if (avail == 0)
 		return 0;
+	const unsigned char *start = lr->in.data + lr->pos;
 	const unsigned char *lf = memchr(start + lr->scan, '\n', avail - lr->scan);
 
 	if (lf == NULL) {

@@ -111,6 +111,7 @@ static bool throttled(const char *text)
 	return false;
 }
 
+ATTR_PRINTF(3, 0)
 static void log_v(enum log_level level, int err, const char *fmt, va_list ap)
 {
 	if (level > log_level_cur)
