@@ -15,15 +15,13 @@
  * error first, and it turns what inih would silently mangle (lines longer
  * than its buffer, NUL bytes) into errors.
  */
-#include "common.h"
+#include "common-private.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 
 #define KIB (UINT64_C(1024))
 #define MIB (1024 * KIB)
@@ -328,101 +326,20 @@ static int parse_number(struct parser *p, const char *where, const struct cfg_ke
 	return 0;
 }
 
-static int parse_port(const char *s)
-{
-	uint64_t v;
-
-	if (parse_digits(&s, &v) < 0 || *s != '\0' || v < 1 || v > 65535)
-		return -1;
-	return (int)v;
-}
-
-/* "IPv4:port", "[IPv6]:port" or "unix:/absolute/path". NULL if valid,
- * else what is wrong. */
-static const char *check_address(const char *a)
-{
-	static const char expected[] = "expected IPv4:port, [IPv6]:port or unix:/path";
-	char host[INET6_ADDRSTRLEN];
-	unsigned char addr[sizeof(struct in6_addr)];
-	const char *port;
-	int family;
-
-	if (strncmp(a, "unix:", 5) == 0) {
-		size_t max = sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1;
-
-		if (a[5] != '/')
-			return "a unix socket path must be absolute";
-		if (strlen(a + 5) > max)
-			return "unix socket path too long";
-		return NULL;
-	}
-	if (a[0] == '[') {
-		const char *close = strchr(a, ']');
-
-		if (close == NULL || close[1] != ':')
-			return expected;
-		family = AF_INET6;
-		port = close + 2;
-		a++;
-		if ((size_t)(close - a) >= sizeof(host))
-			return "not an IPv6 address";
-		memcpy(host, a, (size_t)(close - a));
-		host[close - a] = '\0';
-	} else {
-		const char *colon = strrchr(a, ':');
-
-		if (colon == NULL)
-			return expected;
-		family = AF_INET;
-		port = colon + 1;
-		if ((size_t)(colon - a) >= sizeof(host))
-			return "not an IPv4 address";
-		memcpy(host, a, (size_t)(colon - a));
-		host[colon - a] = '\0';
-	}
-	if (inet_pton(family, host, addr) != 1)
-		return family == AF_INET ? "not an IPv4 address (IPv6 goes in brackets)" :
-		       "not an IPv6 address";
-	if (parse_port(port) < 0)
-		return "the port must be 1..65535";
-	return NULL;
-}
-
 /* "address/prefix" or a bare address, IPv4 or IPv6. Returns the network
  * with its prefix always written out, or NULL (and *why_r) if invalid. */
 static char *parse_cidr(const char *s, const char **why_r)
 {
-	char host[INET6_ADDRSTRLEN];
-	unsigned char addr[sizeof(struct in6_addr)];
-	const char *slash = strchr(s, '/');
-	size_t len = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	struct sockaddr_storage net;
 	unsigned bits;
 
-	if (len >= sizeof(host)) {
-		*why_r = "not an IPv4 or IPv6 address";
+	if (cidr_parse(s, &net, &bits) < 0) {
+		*why_r = "expected an IPv4 or IPv6 address with an optional /prefix "
+			 "(0..32 or 0..128)";
 		return NULL;
 	}
-	memcpy(host, s, len);
-	host[len] = '\0';
-	if (inet_pton(AF_INET, host, addr) == 1) {
-		bits = 32;
-	} else if (inet_pton(AF_INET6, host, addr) == 1) {
-		bits = 128;
-	} else {
-		*why_r = "not an IPv4 or IPv6 address";
-		return NULL;
-	}
-	if (slash == NULL)
-		return str_printf("%s/%u", host, bits);
-
-	const char *p = slash + 1;
-	uint64_t prefix;
-
-	if (parse_digits(&p, &prefix) < 0 || *p != '\0' || prefix > bits) {
-		*why_r = bits == 32 ? "the prefix length must be 0..32" :
-		       "the prefix length must be 0..128";
-		return NULL;
-	}
+	if (strchr(s, '/') == NULL)
+		return str_printf("%s/%u", s, bits);
 	return xstrdup(s);
 }
 
@@ -448,7 +365,7 @@ static int parse_list(struct parser *p, const char *where, const struct cfg_key 
 		item[len] = '\0';
 		s += len;
 		if (k->type == CFG_ADDRLIST) {
-			why = check_address(item);
+			why = netaddr_check_listen(item);
 			if (why != NULL)
 				return fail(p, "%s: bad address '%s': %s", where, item, why);
 			strlist_add(l, xstrdup(item));

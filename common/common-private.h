@@ -143,7 +143,12 @@ void server__ip_unref(struct server *s, const char *ip);
 /* Is addr (the real peer) allowed to send a PROXY header? */
 bool server__is_trusted_proxy(const struct server *s, const struct sockaddr *addr);
 
-/* Parse "a.b.c.d/n" or "v6/n" (or a bare address): 0 on success. */
+/* netaddr.c: "192.0.2.1:143" or "[2001:db8::1]:993": NULL with *ss_r set,
+ * or a static text saying what is wrong. */
+const char *netaddr_parse_inet(const char *text, struct sockaddr_storage *ss_r);
+/* As above, also accepting "unix:/absolute/path": NULL if valid. */
+const char *netaddr_check_listen(const char *text);
+/* "a.b.c.d/n" or "v6/n" (or a bare address): 0 on success. */
 int cidr_parse(const char *text, struct sockaddr_storage *net_r, unsigned *bits_r);
 bool cidr_match(const struct sockaddr_storage *net, unsigned bits,
 		const struct sockaddr *addr);

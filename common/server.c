@@ -32,89 +32,6 @@ struct ip_count {
 };
 
 
-/* ------------------------------------------------------------------ CIDR */
-
-int cidr_parse(const char *text, struct sockaddr_storage *net_r, unsigned *bits_r)
-{
-	char addr[INET6_ADDRSTRLEN + 1];
-	const char *slash = strchr(text, '/');
-	size_t len = slash != NULL ? (size_t)(slash - text) : strlen(text);
-	unsigned max_bits;
-
-	if (len == 0 || len >= sizeof(addr))
-		return -1;
-	memcpy(addr, text, len);
-	addr[len] = '\0';
-	memset(net_r, 0, sizeof(*net_r));
-	if (inet_pton(AF_INET, addr, &((struct sockaddr_in *)net_r)->sin_addr) == 1) {
-		net_r->ss_family = AF_INET;
-		max_bits = 32;
-	} else if (inet_pton(AF_INET6, addr, &((struct sockaddr_in6 *)net_r)->sin6_addr) == 1) {
-		net_r->ss_family = AF_INET6;
-		max_bits = 128;
-	} else {
-		return -1;
-	}
-	*bits_r = max_bits;
-	if (slash != NULL) {
-		const char *p = slash + 1;
-		unsigned bits = 0;
-
-		if (*p == '\0' || strlen(p) > 3)
-			return -1;
-		for (; *p != '\0'; p++) {
-			if (*p < '0' || *p > '9')
-				return -1;
-			bits = bits * 10 + (unsigned)(*p - '0');
-		}
-		if (bits > max_bits)
-			return -1;
-		*bits_r = bits;
-	}
-	return 0;
-}
-
-static bool prefix_match(const unsigned char *a, const unsigned char *b, unsigned bits)
-{
-	unsigned bytes = bits / 8, rest = bits % 8;
-
-	if (memcmp(a, b, bytes) != 0)
-		return false;
-	if (rest == 0)
-		return true;
-	unsigned char mask = (unsigned char)(0xFF << (8 - rest));
-
-	return (a[bytes] & mask) == (b[bytes] & mask);
-}
-
-bool cidr_match(const struct sockaddr_storage *net, unsigned bits, const struct sockaddr *addr)
-{
-	const unsigned char *a;
-	struct in_addr mapped;
-
-	if (addr->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)addr;
-
-		if (net->ss_family == AF_INET6)
-			return prefix_match((const unsigned char *)&((const struct sockaddr_in6 *)net)->sin6_addr,
-					    sin6->sin6_addr.s6_addr, bits);
-		if (!IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
-			return false;
-		memcpy(&mapped, &sin6->sin6_addr.s6_addr[12], 4);
-		a = (const unsigned char *)&mapped;
-	} else if (addr->sa_family == AF_INET) {
-		if (net->ss_family != AF_INET)
-			return false;
-		a = (const unsigned char *)&((const struct sockaddr_in *)addr)->sin_addr;
-	} else {
-		return false;
-	}
-	if (net->ss_family != AF_INET)
-		return false;
-	return prefix_match((const unsigned char *)&((const struct sockaddr_in *)net)->sin_addr,
-			    a, bits);
-}
-
 static int load_trusted(struct server *s, const struct cfg_service *svc, char **error_r)
 {
 	struct cidr_net *list = xcalloc(svc->trusted_proxies.count + 1, sizeof(*list));
@@ -348,45 +265,6 @@ static void connection_cb(uv_stream_t *stream, int status)
 	conn__accept(l);
 }
 
-/* Parse "1.2.3.4:143", "[::1]:143" into a socket address. */
-static int parse_inet(const char *text, struct sockaddr_storage *ss)
-{
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *colon;
-	const char *h = text;
-	size_t hlen;
-
-	if (*text == '[') {
-		const char *close = strchr(text, ']');
-
-		if (close == NULL || close[1] != ':')
-			return -1;
-		h = text + 1;
-		hlen = (size_t)(close - h);
-		colon = close + 1;
-	} else {
-		colon = strrchr(text, ':');
-		if (colon == NULL)
-			return -1;
-		hlen = (size_t)(colon - text);
-	}
-	if (hlen == 0 || hlen >= sizeof(host))
-		return -1;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	char *end;
-	long port = strtol(colon + 1, &end, 10);
-
-	if (*end != '\0' || port < 1 || port > 65535)
-		return -1;
-	memset(ss, 0, sizeof(*ss));
-	if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0)
-		return 0;
-	if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
-		return 0;
-	return -1;
-}
-
 static int bind_one(struct server *s, const char *addr, bool tls)
 {
 	struct listener *l = xcalloc(1, sizeof(*l));
@@ -414,7 +292,7 @@ static int bind_one(struct server *s, const char *addr, bool tls)
 	} else {
 		struct sockaddr_storage ss;
 
-		if (parse_inet(addr, &ss) < 0) {
+		if (netaddr_parse_inet(addr, &ss) != NULL) {
 			log_error("bad listen address %s", addr);
 			free(l->addr);
 			free(l);
