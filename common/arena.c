@@ -10,6 +10,7 @@
 
 #define ARENA_ALIGN 16
 #define ARENA_DEFAULT_CHUNK 1024
+#define ARENA_FIRST_CHUNK 256
 
 struct arena_chunk {
 	struct arena_chunk *next;
@@ -82,7 +83,9 @@ void *arena_alloc(struct arena *a, size_t size)
 			memset(big->data, 0, need);
 			return big->data;
 		}
-		c = chunk_new(a, a->chunk_size);
+		/* A small first chunk: many sessions never need more. */
+		c = chunk_new(a, a->chunks == NULL && a->chunk_size > ARENA_FIRST_CHUNK ?
+			      ARENA_FIRST_CHUNK : a->chunk_size);
 		c->next = a->chunks;
 		a->chunks = c;
 	}

@@ -47,7 +47,8 @@ int mem_equal_ct(const void *a, const void *b, size_t n);
  */
 struct arena;
 
-/* chunk_size is the size of each chunk taken from malloc (0: 1 KiB). */
+/* chunk_size is the size of each chunk taken from malloc (0: 1 KiB); the
+ * first chunk is smaller (256 bytes), as many sessions need no more. */
 struct arena *arena_new(size_t chunk_size);
 /* Zeroed, 16-byte aligned memory valid until arena_reset/arena_free. */
 void *arena_alloc(struct arena *a, size_t size);

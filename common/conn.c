@@ -317,8 +317,14 @@ void conn_close(struct conn *c, const char *reason)
 	c->close_started = uv_now(c->server->loop);
 	conn_update_reading(c);
 	if (c->ssl != NULL && c->handshake_done) {
-		SSL_shutdown(c->ssl); /* queues close_notify */
+		/* Queue close_notify, then free the SSL object at once: OpenSSL
+		 * keeps a 16 KiB write buffer after SSL_shutdown, which would add
+		 * up when thousands of sessions close together. Nothing is
+		 * written through TLS after this point. */
+		SSL_shutdown(c->ssl);
 		ERR_clear_error();
+		SSL_free(c->ssl);
+		c->ssl = NULL;
 	}
 	conn_mark_dirty(c);
 	conn_arm_timer(c);
