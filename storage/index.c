@@ -1,0 +1,260 @@
+/*
+ * index.c — the per-user SQLite index: schema, connection settings and
+ * transactions.
+ *
+ * WAL mode lets readers run while one writer commits. Writers take the lock
+ * up front (BEGIN IMMEDIATE) and wait for each other up to the busy
+ * timeout; transactions are short. Commits that hand out UIDs or record
+ * expunges are durable (synchronous=FULL); flag and cache updates use
+ * NORMAL, which can lose the last commits on power loss but never corrupts
+ * (DESIGN.md, Storage).
+ */
+#include "storage-private.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SCHEMA_VERSION 1
+#define BUSY_TIMEOUT_MS 10000
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta ("
+	"  key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS mailbox ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  uidvalidity INTEGER NOT NULL,"
+	"  uidnext INTEGER NOT NULL,"
+	"  highestmodseq INTEGER NOT NULL,"
+	"  special_use INTEGER NOT NULL DEFAULT 0,"
+	"  new_mtime INTEGER NOT NULL DEFAULT 0,"
+	"  cur_mtime INTEGER NOT NULL DEFAULT 0,"
+	/* Mirrors of tern-uidstate's reservations, to skip reading it. */
+	"  uid_ceiling INTEGER NOT NULL DEFAULT 0,"
+	"  modseq_ceiling INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS subscription (name TEXT PRIMARY KEY);"
+	/* filename is relative to the folder: "new/..." or "cur/...". */
+	"CREATE TABLE IF NOT EXISTS message ("
+	"  mailbox_id INTEGER NOT NULL,"
+	"  uid INTEGER NOT NULL,"
+	"  guid TEXT NOT NULL,"
+	"  filename TEXT NOT NULL,"
+	"  flags INTEGER NOT NULL,"
+	"  keywords INTEGER NOT NULL DEFAULT 0,"
+	"  modseq INTEGER NOT NULL,"
+	"  internal_date INTEGER NOT NULL,"
+	"  save_date INTEGER NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  vsize INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS message_guid ON message (mailbox_id, guid);"
+	"CREATE INDEX IF NOT EXISTS message_modseq ON message (mailbox_id, modseq);"
+	"CREATE TABLE IF NOT EXISTS expunged ("
+	"  mailbox_id INTEGER NOT NULL,"
+	"  uid INTEGER NOT NULL,"
+	"  modseq INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
+	/* Usage kept exact by triggers, for quota checks in O(1). */
+	"CREATE TABLE IF NOT EXISTS usage ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  bytes INTEGER NOT NULL, messages INTEGER NOT NULL);"
+	"INSERT OR IGNORE INTO usage VALUES (1, 0, 0);"
+	"CREATE TRIGGER IF NOT EXISTS usage_add AFTER INSERT ON message BEGIN"
+	"  UPDATE usage SET bytes = bytes + NEW.vsize, messages = messages + 1;"
+	"END;"
+	"CREATE TRIGGER IF NOT EXISTS usage_del AFTER DELETE ON message BEGIN"
+	"  UPDATE usage SET bytes = bytes - OLD.vsize, messages = messages - 1;"
+	"END;";
+
+int store__exec(struct store_user *u, const char *sql, struct store_error *err)
+{
+	if (sqlite3_exec(u->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return store__fail_db(err, u->db, sql);
+	return 0;
+}
+
+static int schema_version(struct store_user *u)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(u->db, "SELECT value FROM meta WHERE key = 'schema'", -1,
+			       &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Open (creating if needed) and check the index: 1 when it was created
+ * (empty), 0 when it existed. A database that SQLite cannot read, or with a
+ * schema we do not know, is CORRUPT: the caller rebuilds it from the
+ * Maildir. */
+int store__index_open(struct store_user *u, struct store_error *err)
+{
+	size_t n = strlen(u->dir) + sizeof("/" STORE_INDEX_FILE);
+	char *path = xcalloc(1, n);
+	int rc;
+
+	snprintf(path, n, "%s/" STORE_INDEX_FILE, u->dir);
+	rc = sqlite3_open_v2(path, &u->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			     SQLITE_OPEN_NOMUTEX, NULL);
+	free(path);
+	if (rc != SQLITE_OK) {
+		int ret = store__fail_db(err, u->db, "open");
+
+		if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT)
+			err->code = STORE_ERR_CORRUPT;
+		store__index_close(u);
+		return ret;
+	}
+	sqlite3_busy_timeout(u->db, BUSY_TIMEOUT_MS);
+	sqlite3_extended_result_codes(u->db, 1);
+	if (store__exec(u, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+			"PRAGMA foreign_keys=OFF; PRAGMA cache_size=-8192;", err) < 0)
+		goto fail;
+	int version = schema_version(u);
+
+	if (version > SCHEMA_VERSION) {
+		store__fail(err, STORE_ERR_CORRUPT, "index: schema version %d is newer than %d",
+			    version, SCHEMA_VERSION);
+		goto fail;
+	}
+	if (version < 0) {
+		if (store__begin(u, true, err) < 0)
+			goto fail;
+		if (store__exec(u, schema, err) < 0 ||
+		    store__exec(u, "INSERT OR REPLACE INTO meta VALUES ('schema', 1)", err) < 0) {
+			store__rollback(u);
+			goto fail;
+		}
+		if (store__commit(u, err) < 0)
+			goto fail;
+		return 1;
+	}
+	return 0;
+fail:
+	if (err->code == STORE_ERR_TEMP) {
+		int code = sqlite3_extended_errcode(u->db) & 0xff;
+
+		if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+			err->code = STORE_ERR_CORRUPT;
+	}
+	store__index_close(u);
+	return -1;
+}
+
+void store__index_close(struct store_user *u)
+{
+	if (u->db != NULL) {
+		sqlite3_close_v2(u->db);
+		u->db = NULL;
+	}
+}
+
+int store__begin(struct store_user *u, bool durable, struct store_error *err)
+{
+	/* The level applies to the next commit; it cannot change inside a
+	 * transaction. */
+	if (store__exec(u, durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+			err) < 0)
+		return -1;
+	return store__exec(u, "BEGIN IMMEDIATE", err);
+}
+
+int store__commit(struct store_user *u, struct store_error *err)
+{
+	int ret = store__exec(u, "COMMIT", err);
+
+	if (ret < 0)
+		store__rollback(u);
+	return ret;
+}
+
+void store__rollback(struct store_user *u)
+{
+	if (!sqlite3_get_autocommit(u->db))
+		sqlite3_exec(u->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int store__mbox_get(struct store_user *u, const char *name, struct store_mbox_row *row_r,
+		    struct store_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(u->db,
+			       "SELECT id, uidvalidity, uidnext, highestmodseq, special_use,"
+			       " new_mtime, cur_mtime, uid_ceiling, modseq_ceiling"
+			       " FROM mailbox WHERE name = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store__fail_db(err, u->db, "mailbox lookup");
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		row_r->id = sqlite3_column_int64(st, 0);
+		row_r->uidvalidity = (uint32_t)sqlite3_column_int64(st, 1);
+		row_r->uidnext = (uint32_t)sqlite3_column_int64(st, 2);
+		row_r->highestmodseq = (uint64_t)sqlite3_column_int64(st, 3);
+		row_r->special_use = (uint32_t)sqlite3_column_int64(st, 4);
+		row_r->new_mtime = sqlite3_column_int64(st, 5);
+		row_r->cur_mtime = sqlite3_column_int64(st, 6);
+		row_r->uid_ceiling = (uint32_t)sqlite3_column_int64(st, 7);
+		row_r->modseq_ceiling = (uint64_t)sqlite3_column_int64(st, 8);
+		sqlite3_finalize(st);
+		return 1;
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	return store__fail_db(err, u->db, "mailbox lookup");
+}
+
+int64_t store__data_version(struct store_user *u)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(u->db, "PRAGMA data_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+int store__mbox_save_ceilings(struct store_user *u, const struct store_mbox_row *row,
+			      struct store_error *err)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(u->db, "UPDATE mailbox SET uid_ceiling = ?, modseq_ceiling = ?"
+			       " WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+		return store__fail_db(err, u->db, "mailbox update");
+	sqlite3_bind_int64(st, 1, row->uid_ceiling);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)row->modseq_ceiling);
+	sqlite3_bind_int64(st, 3, row->id);
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store__fail_db(err, u->db, "mailbox update");
+	return 0;
+}
+
+/* meta 'rebuild' is set while a rebuild runs: a crash in the middle leaves
+ * it set, and the next open starts the rebuild again. */
+bool store__index_needs_rebuild(struct store_user *u)
+{
+	sqlite3_stmt *st;
+	bool needed = false;
+
+	if (sqlite3_prepare_v2(u->db, "SELECT value FROM meta WHERE key = 'rebuild'", -1,
+			       &st, NULL) != SQLITE_OK)
+		return true;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		needed = sqlite3_column_int(st, 0) != 0;
+	sqlite3_finalize(st);
+	return needed;
+}

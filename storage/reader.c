@@ -1,0 +1,135 @@
+/*
+ * reader.c — a message as IMAP and POP3 see it: LF line ends on disk become
+ * CRLF (a CR already before an LF is kept as is), read in pieces so that a
+ * large message never sits in memory.
+ */
+#include "storage-private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct store_reader {
+	int fd;
+	unsigned char buf[16384];
+	size_t pos, len;
+	bool prev_cr;           /* the last byte handed out was CR */
+	bool lf_pending;        /* a CR was emitted for an LF not yet emitted */
+};
+
+static int reader_path(struct store_mailbox *mb, uint32_t uid, char *path, size_t size,
+		       struct store_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(mb->user->db, "SELECT filename FROM message"
+			       " WHERE mailbox_id = ? AND uid = ?", -1, &st, NULL) != SQLITE_OK)
+		return store__fail_db(err, mb->user->db, "message lookup");
+	sqlite3_bind_int64(st, 1, mb->id);
+	sqlite3_bind_int64(st, 2, uid);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(path, size, "%s/%s", mb->folder, (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return store__fail_db(err, mb->user->db, "message lookup");
+}
+
+int store_reader_open(struct store_mailbox *mb, uint32_t uid, struct store_reader **r_r,
+		      struct store_error *err)
+{
+	char path[4096];
+	int fd = -1;
+
+	/* A file renamed by another program meanwhile: sync once, retry. */
+	for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
+		int found = reader_path(mb, uid, path, sizeof(path), err);
+
+		if (found < 0)
+			return -1;
+		if (found == 0)
+			return store__fail(err, STORE_ERR_NOTFOUND, "no message with UID %u", uid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 && (errno != ENOENT || attempt == 1))
+			return store__fail_errno(err, errno, "open %s", path);
+		if (fd < 0 && store__sync_folder(mb->user, mb->name, true, err) < 0)
+			return -1;
+	}
+	struct store_reader *r = xcalloc(1, sizeof(*r));
+
+	r->fd = fd;
+	*r_r = r;
+	return 0;
+}
+
+ssize_t store_reader_read(struct store_reader *r, void *out, size_t max)
+{
+	unsigned char *o = out;
+	size_t n = 0;
+
+	while (n < max) {
+		if (r->lf_pending) {
+			o[n++] = '\n';
+			r->lf_pending = false;
+			r->prev_cr = false;
+			continue;
+		}
+		if (r->pos == r->len) {
+			ssize_t got = read(r->fd, r->buf, sizeof(r->buf));
+
+			if (got < 0) {
+				if (errno == EINTR)
+					continue;
+				return -1;
+			}
+			if (got == 0)
+				break;
+			r->pos = 0;
+			r->len = (size_t)got;
+		}
+		unsigned char c = r->buf[r->pos++];
+
+		if (c == '\n' && !r->prev_cr) {
+			o[n++] = '\r';
+			r->lf_pending = true;
+			continue;
+		}
+		o[n++] = c;
+		r->prev_cr = c == '\r';
+	}
+	return (ssize_t)n;
+}
+
+int store_reader_skip(struct store_reader *r, uint64_t crlf_offset)
+{
+	unsigned char scratch[16384];
+
+	while (crlf_offset > 0) {
+		size_t want = crlf_offset < sizeof(scratch) ? (size_t)crlf_offset : sizeof(scratch);
+		ssize_t got = store_reader_read(r, scratch, want);
+
+		if (got < 0)
+			return -1;
+		if (got == 0)
+			break;
+		crlf_offset -= (uint64_t)got;
+	}
+	return 0;
+}
+
+void store_reader_close(struct store_reader **rp)
+{
+	struct store_reader *r = *rp;
+
+	if (r == NULL)
+		return;
+	close(r->fd);
+	free(r);
+	*rp = NULL;
+}

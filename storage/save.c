@@ -1,0 +1,451 @@
+/*
+ * save.c — saving a message durably (LMTP delivery, IMAP APPEND).
+ *
+ * The body streams into a file in the folder's tmp/ (CRLF stored as LF),
+ * which is flushed to disk before the commit. The commit then, under the
+ * index write lock: allocates the UID, renames the file into new/ (no
+ * flags) or cur/ with its final name (,S= ,W= ,U= and flags), inserts the
+ * index row, commits with synchronous=FULL, and fsyncs the directory. Only
+ * then does store_save_commit return 0 (DESIGN invariants 1 and 2). A crash
+ * before the index commit leaves at most a file the next sync adopts or a
+ * file in tmp/; a crash after it leaves a row whose file is either in place
+ * or (if the directory entry was lost) expunged by the next sync: the UID
+ * is never handed out again either way.
+ *
+ * Group commit: saves of one user that reach the commit together are
+ * committed by one thread (the leader) in one transaction with one WAL
+ * flush and one fsync per directory, so throughput grows with concurrency.
+ */
+#include "storage-private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SAVE_BUF_SIZE (64 * 1024)
+
+struct store_save {
+	struct store_user *u;
+	char *mailbox;
+	char *folder;
+	char base[128];
+	char tmp_path[4096];
+	int fd;
+	unsigned char *buf;     /* output not yet written */
+	size_t buf_len;
+	bool pending_cr;        /* input ended in CR: wait for the next byte */
+	bool last_cr;           /* the last byte stored was CR */
+	uint64_t size;          /* bytes written (LF line ends) */
+	uint64_t lfs;
+	uint32_t flags;
+	int64_t internal_date;
+	bool failed;
+};
+
+int store_save_begin(struct store_user *u, const char *mailbox, struct store_save **s_r,
+		     struct store_error *err)
+{
+	struct store_mbox_row row;
+	int found = store__mbox_find(u, mailbox, &row, err);
+
+	if (found <= 0) {
+		if (found == 0)
+			store__fail(err, STORE_ERR_NOTFOUND, "no mailbox %s", mailbox);
+		return -1;
+	}
+	struct store_save *s = xcalloc(1, sizeof(*s));
+
+	s->u = u;
+	s->mailbox = xstrdup(mailbox);
+	s->folder = store__folder_path(u, mailbox, err);
+	s->internal_date = (int64_t)time(NULL);
+	store_new_base(s->base, sizeof(s->base));
+	snprintf(s->tmp_path, sizeof(s->tmp_path), "%s/tmp/%s", s->folder, s->base);
+	s->fd = open(s->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (s->fd < 0) {
+		store__fail_errno(err, errno, "create %s", s->tmp_path);
+		s->tmp_path[0] = '\0';
+		store_save_abort(&s);
+		return -1;
+	}
+	s->buf = xcalloc(1, SAVE_BUF_SIZE);
+	*s_r = s;
+	return 0;
+}
+
+void store_save_set_flags(struct store_save *s, uint32_t flags)
+{
+	s->flags = flags;
+}
+
+void store_save_set_internal_date(struct store_save *s, int64_t when)
+{
+	s->internal_date = when;
+}
+
+static int flush_buf(struct store_save *s, struct store_error *err)
+{
+	size_t off = 0;
+
+	while (off < s->buf_len) {
+		ssize_t n = write(s->fd, s->buf + off, s->buf_len - off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			s->failed = true;
+			return store__fail_errno(err, errno, "write %s", s->tmp_path);
+		}
+		off += (size_t)n;
+	}
+	s->buf_len = 0;
+	return 0;
+}
+
+static int put_byte(struct store_save *s, unsigned char c, struct store_error *err)
+{
+	if (s->buf_len == SAVE_BUF_SIZE && flush_buf(s, err) < 0)
+		return -1;
+	s->buf[s->buf_len++] = c;
+	s->size++;
+	/* The CRLF view adds a CR before each LF not already after one. */
+	if (c == '\n' && !s->last_cr)
+		s->lfs++;
+	s->last_cr = c == '\r';
+	return 0;
+}
+
+int store_save_write(struct store_save *s, const void *data, size_t len,
+		     struct store_error *err)
+{
+	const unsigned char *p = data;
+
+	if (s->failed)
+		return store__fail(err, STORE_ERR_TEMP, "save failed earlier");
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = p[i];
+
+		if (s->pending_cr) {
+			s->pending_cr = false;
+			/* CRLF is stored as LF; a bare CR stays. */
+			if (c != '\n' && put_byte(s, '\r', err) < 0)
+				return -1;
+		}
+		if (c == '\r') {
+			s->pending_cr = true;
+			continue;
+		}
+		if (put_byte(s, c, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Everything on disk before the commit: data, size and time. */
+static int save_finish_file(struct store_save *s, struct store_error *err)
+{
+	if (s->pending_cr) {
+		s->pending_cr = false;
+		if (put_byte(s, '\r', err) < 0)
+			return -1;
+	}
+	if (flush_buf(s, err) < 0)
+		return -1;
+	struct timespec times[2] = {
+		{ .tv_sec = s->internal_date, .tv_nsec = 0 },
+		{ .tv_sec = s->internal_date, .tv_nsec = 0 },
+	};
+
+	/* Maildir keeps the received (internal) date as the mtime. */
+	if (futimens(s->fd, times) < 0)
+		return store__fail_errno(err, errno, "futimens %s", s->tmp_path);
+	if (fdatasync(s->fd) < 0)
+		return store__fail_errno(err, errno, "fdatasync %s", s->tmp_path);
+	if (close(s->fd) < 0) {
+		s->fd = -1;
+		return store__fail_errno(err, errno, "close %s", s->tmp_path);
+	}
+	s->fd = -1;
+	return 0;
+}
+
+/* ------------------------------------------------------ group commit */
+
+struct commit_req {
+	struct commit_req *next;
+	struct store_save *s;
+	char final_path[4096];
+	char subdir[4096];      /* the directory to fsync after the commit */
+	uint32_t uidvalidity;
+	uint32_t uid;
+	int ret;
+	struct store_error err;
+	bool done;
+};
+
+struct commit_queue {
+	struct commit_queue *next;
+	char *key;              /* the user's directory */
+	struct commit_req *head;
+	struct commit_req **tail;
+	bool leader_active;
+};
+
+static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
+static struct commit_queue *queues;
+
+static struct commit_queue *queue_get(const char *key)
+{
+	for (struct commit_queue *q = queues; q != NULL; q = q->next) {
+		if (strcmp(q->key, key) == 0)
+			return q;
+	}
+	struct commit_queue *q = xcalloc(1, sizeof(*q));
+
+	q->key = xstrdup(key);
+	q->tail = &q->head;
+	q->next = queues;
+	queues = q;
+	return q;
+}
+
+/* One message inside the batch's transaction, under its own savepoint. */
+static int commit_one(struct store_user *u, struct commit_req *r)
+{
+	struct store_save *s = r->s;
+	struct store_mbox_row row;
+	struct store_filename fn;
+	char name[512], relname[600];
+	sqlite3_stmt *st;
+	int found;
+
+	if (store__exec(u, "SAVEPOINT msg", &r->err) < 0)
+		return -1;
+	found = store__mbox_get(u, s->mailbox, &row, &r->err);
+	if (found <= 0) {
+		if (found == 0)
+			store__fail(&r->err, STORE_ERR_NOTFOUND, "mailbox %s is gone", s->mailbox);
+		goto fail;
+	}
+	if (store__quota_check(u, s->size + s->lfs, 1, &r->err) < 0)
+		goto fail;
+	uint32_t uid = row.uidnext;
+	uint64_t modseq = row.highestmodseq + 1;
+
+	if (uid == UINT32_MAX) {
+		store__fail(&r->err, STORE_ERR_LIMIT, "no UIDs left in %s", s->mailbox);
+		goto fail;
+	}
+	if (store__uidstate_reserve(s->folder, &row, uid, modseq, &r->err) < 0)
+		goto fail;
+	memset(&fn, 0, sizeof(fn));
+	snprintf(fn.base, sizeof(fn.base), "%s", s->base);
+	fn.size = s->size;
+	fn.vsize = s->size + s->lfs;
+	fn.has_size = fn.has_vsize = true;
+	fn.uid = uid;
+	fn.flags = s->flags;
+	fn.has_info = s->flags != 0;
+	if (store_filename_build(&fn, name, sizeof(name)) < 0) {
+		store__fail(&r->err, STORE_ERR_TEMP, "file name too long");
+		goto fail;
+	}
+	/* new/ holds messages no client has seen; flags need cur/. */
+	const char *sub = s->flags == 0 ? "new" : "cur";
+
+	snprintf(relname, sizeof(relname), "%s/%s", sub, name);
+	snprintf(r->final_path, sizeof(r->final_path), "%s/%s", s->folder, relname);
+	snprintf(r->subdir, sizeof(r->subdir), "%s/%s", s->folder, sub);
+	if (sqlite3_prepare_v2(u->db,
+			       "INSERT INTO message (mailbox_id, uid, guid, filename, flags, keywords,"
+			       " modseq, internal_date, save_date, size, vsize)"
+			       " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
+		store__fail_db(&r->err, u->db, "insert message");
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 1, row.id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_text(st, 3, s->base, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, relname, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, s->flags);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)modseq);
+	sqlite3_bind_int64(st, 7, s->internal_date);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)time(NULL));
+	sqlite3_bind_int64(st, 9, (sqlite3_int64)fn.size);
+	sqlite3_bind_int64(st, 10, (sqlite3_int64)fn.vsize);
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		store__fail_db(&r->err, u->db, "insert message");
+		goto fail;
+	}
+	if (sqlite3_prepare_v2(u->db, "UPDATE mailbox SET uidnext = ?, highestmodseq = ?,"
+			       " uid_ceiling = ?, modseq_ceiling = ? WHERE id = ?",
+			       -1, &st, NULL) != SQLITE_OK) {
+		store__fail_db(&r->err, u->db, "update mailbox");
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 1, uid + 1);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)modseq);
+	sqlite3_bind_int64(st, 3, row.uid_ceiling);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)row.modseq_ceiling);
+	sqlite3_bind_int64(st, 5, row.id);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		store__fail_db(&r->err, u->db, "update mailbox");
+		goto fail;
+	}
+	/* Last: the file appears under its final name. */
+	if (rename(s->tmp_path, r->final_path) < 0) {
+		store__fail_errno(&r->err, errno, "rename %s", s->tmp_path);
+		goto fail;
+	}
+	if (store__exec(u, "RELEASE msg", &r->err) < 0) {
+		rename(r->final_path, s->tmp_path);
+		goto fail;
+	}
+	r->uid = uid;
+	r->uidvalidity = row.uidvalidity;
+	return 0;
+fail:
+	sqlite3_exec(u->db, "ROLLBACK TO msg; RELEASE msg", NULL, NULL, NULL);
+	r->final_path[0] = '\0';
+	return -1;
+}
+
+/* The leader's work: one transaction, one durable commit, then one fsync
+ * per directory that received files. */
+static void commit_batch(struct store_user *u, struct commit_req *batch)
+{
+	struct store_error err = { 0 };
+	bool in_txn = store__begin(u, true, &err) == 0;
+
+	for (struct commit_req *r = batch; r != NULL; r = r->next) {
+		if (!in_txn) {
+			r->err = err;
+			r->ret = -1;
+			continue;
+		}
+		r->ret = commit_one(u, r);
+	}
+	if (!in_txn)
+		return;
+	if (store__commit(u, &err) < 0) {
+		/* Nothing was committed: take the files back out of sight so a
+		 * retried delivery does not become a duplicate. */
+		for (struct commit_req *r = batch; r != NULL; r = r->next) {
+			if (r->ret == 0) {
+				if (rename(r->final_path, r->s->tmp_path) < 0)
+					unlink(r->final_path);
+				r->err = err;
+				r->ret = -1;
+			}
+		}
+		return;
+	}
+	for (struct commit_req *r = batch; r != NULL; r = r->next) {
+		if (r->ret < 0)
+			continue;
+		bool synced = false;
+
+		for (struct commit_req *p = batch; p != r && !synced; p = p->next)
+			synced = p->ret == 0 && strcmp(p->subdir, r->subdir) == 0;
+		if (!synced && store__fsync_dir(r->subdir, &err) < 0) {
+			/* Committed but the entry may not be durable: report a
+			 * temporary failure for every message in that directory;
+			 * the index row stays, and a sync expunges it if the
+			 * file is lost. */
+			for (struct commit_req *p = r; p != NULL; p = p->next) {
+				if (p->ret == 0 && strcmp(p->subdir, r->subdir) == 0) {
+					p->err = err;
+					p->ret = -1;
+				}
+			}
+		}
+	}
+}
+
+static void group_commit(struct store_user *u, struct commit_req *req)
+{
+	pthread_mutex_lock(&queue_lock);
+	struct commit_queue *q = queue_get(u->dir);
+
+	*q->tail = req;
+	q->tail = &req->next;
+	while (!req->done) {
+		if (q->leader_active) {
+			pthread_cond_wait(&queue_cond, &queue_lock);
+			continue;
+		}
+		/* Lead: take everything queued so far. */
+		struct commit_req *batch = q->head;
+
+		q->head = NULL;
+		q->tail = &q->head;
+		q->leader_active = true;
+		pthread_mutex_unlock(&queue_lock);
+		commit_batch(u, batch);
+		pthread_mutex_lock(&queue_lock);
+		for (struct commit_req *r = batch, *next; r != NULL; r = next) {
+			next = r->next;
+			r->done = true;
+		}
+		q->leader_active = false;
+		pthread_cond_broadcast(&queue_cond);
+	}
+	pthread_mutex_unlock(&queue_lock);
+}
+
+int store_save_commit(struct store_save **sp, uint32_t *uidvalidity_r, uint32_t *uid_r,
+		      struct store_error *err)
+{
+	struct store_save *s = *sp;
+	struct commit_req req;
+
+	if (s->failed) {
+		store_save_abort(sp);
+		return store__fail(err, STORE_ERR_TEMP, "save failed earlier");
+	}
+	if (save_finish_file(s, err) < 0) {
+		store_save_abort(sp);
+		return -1;
+	}
+	memset(&req, 0, sizeof(req));
+	req.s = s;
+	group_commit(s->u, &req);
+	if (req.ret < 0) {
+		*err = req.err;
+		store_save_abort(sp);
+		return -1;
+	}
+	*uidvalidity_r = req.uidvalidity;
+	*uid_r = req.uid;
+	s->tmp_path[0] = '\0'; /* the file is in place: keep it */
+	store_save_abort(sp);
+	return 0;
+}
+
+void store_save_abort(struct store_save **sp)
+{
+	struct store_save *s = *sp;
+
+	if (s == NULL)
+		return;
+	if (s->fd >= 0)
+		close(s->fd);
+	if (s->tmp_path[0] != '\0')
+		unlink(s->tmp_path);
+	free(s->buf);
+	free(s->mailbox);
+	free(s->folder);
+	free(s);
+	*sp = NULL;
+}

@@ -1,0 +1,162 @@
+/*
+ * storage-private.h — internals shared by the files of storage/.
+ */
+#ifndef TERN_STORAGE_PRIVATE_H
+#define TERN_STORAGE_PRIVATE_H
+
+#include "storage/storage.h"
+
+#include <sqlite3.h>
+
+#define STORE_INDEX_FILE "index.sqlite"
+#define STORE_UIDSTATE_FILE "tern-uidstate"
+#define STORE_KEYWORDS_FILE "dovecot-keywords"
+/* Keywords beyond this many per folder live only in the index (Maildir
+ * file names have the letters a-z). */
+#define STORE_KEYWORDS_MAX 26
+/* How far ahead UIDs and modseqs are reserved in tern-uidstate: a rebuild
+ * starts above the reservation, so nothing handed out is ever reused. */
+#define STORE_UID_RESERVE 1000
+#define STORE_MODSEQ_RESERVE 10000
+/* A directory whose mtime is this recent may change again within the same
+ * timestamp tick: it is not trusted, and rescanned next time. */
+#define STORE_MTIME_SETTLE_NS (2LL * 1000000000LL)
+
+struct store_user {
+	char *dir;              /* user directory */
+	char *maildir;          /* <dir>/Maildir */
+	sqlite3 *db;
+	struct store_quota quota;
+	bool has_quota;
+};
+
+/* One folder's on-disk state (tern-uidstate). */
+struct store_uidstate {
+	uint32_t uidvalidity;
+	uint32_t uid_ceiling;       /* UIDs below this may have been used */
+	uint64_t modseq_ceiling;    /* modseqs up to this may have been used */
+};
+
+/* A row of the mailbox table. */
+struct store_mbox_row {
+	int64_t id;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	uint32_t special_use;
+	int64_t new_mtime;
+	int64_t cur_mtime;
+	uint32_t uid_ceiling;       /* as in tern-uidstate */
+	uint64_t modseq_ceiling;
+};
+
+struct store_mailbox {
+	struct store_user *user;
+	char *name;
+	char *folder;           /* absolute folder directory */
+	int64_t id;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	struct store_msg *msgs; /* sorted by UID */
+	uint32_t count;
+	uint32_t cap;
+	char **keywords;        /* the folder's keyword list */
+	unsigned keyword_count;
+	int64_t data_version;   /* PRAGMA data_version when last loaded */
+};
+
+/* errors.c */
+int store__fail(struct store_error *err, enum store_errcode code, const char *fmt, ...)
+	ATTR_PRINTF(3, 4);
+/* Map errno: ENOSPC → NOSPACE, EDQUOT → QUOTA, ENOENT → NOTFOUND,
+ * EACCES/EPERM → PERM, others → TEMP. */
+int store__fail_errno(struct store_error *err, int errnum, const char *fmt, ...)
+	ATTR_PRINTF(3, 4);
+int store__fail_db(struct store_error *err, sqlite3 *db, const char *what);
+
+/* index.c */
+int store__index_open(struct store_user *u, struct store_error *err);
+void store__index_close(struct store_user *u);
+/* BEGIN IMMEDIATE (waits for other writers up to the busy timeout).
+ * durable: the commit is synced to disk (synchronous=FULL) — for
+ * transactions that hand out UIDs or record expunges; otherwise NORMAL. */
+int store__begin(struct store_user *u, bool durable, struct store_error *err);
+int store__commit(struct store_user *u, struct store_error *err);
+void store__rollback(struct store_user *u);
+int store__exec(struct store_user *u, const char *sql, struct store_error *err);
+int store__mbox_get(struct store_user *u, const char *name, struct store_mbox_row *row_r,
+		    struct store_error *err);
+int64_t store__data_version(struct store_user *u);
+bool store__index_needs_rebuild(struct store_user *u);
+
+/* user.c: may adding bytes/messages exceed the quota? (in a write txn) */
+int store__quota_check(struct store_user *u, uint64_t bytes, uint64_t messages,
+		       struct store_error *err);
+
+/* uidstate.c */
+int store__uidstate_read(const char *folder, struct store_uidstate *st_r,
+			 struct store_error *err);
+int store__uidstate_write(const char *folder, const struct store_uidstate *st,
+			  struct store_error *err);
+/* Make sure uid and modseq are covered by the folder's reservation. The
+ * row's mirror answers without I/O; otherwise the file is extended (one
+ * durable write) and the row updated: the caller stores the row's ceilings
+ * in the same transaction. Returns 1 when the row changed. uid 0: no UID
+ * is being handed out. */
+int store__uidstate_reserve(const char *folder, struct store_mbox_row *row, uint32_t uid,
+			    uint64_t modseq, struct store_error *err);
+/* Store row->uid_ceiling and modseq_ceiling in the index. */
+int store__mbox_save_ceilings(struct store_user *u, const struct store_mbox_row *row,
+			      struct store_error *err);
+uint32_t store__new_uidvalidity(void);
+
+/* keywords.c */
+int store__keywords_load(const char *folder, char ***list_r, unsigned *count_r,
+			 struct store_error *err);
+/* Index of keyword name, adding it to the folder's list if add is set:
+ * >= 0, or -1 when absent (not added) or the list is full. */
+int store__keyword_index(const char *folder, char ***list, unsigned *count,
+			 const char *name, bool add, struct store_error *err);
+void store__keywords_free(char **list, unsigned count);
+
+/* folder.c */
+/* Absolute folder directory of a validated name (malloc'd). */
+char *store__folder_path(struct store_user *u, const char *name, struct store_error *err);
+int store__folder_create_dirs(const char *folder, bool is_inbox, struct store_error *err);
+int store__fsync_dir(const char *path, struct store_error *err);
+int store__fsync_path(const char *path, struct store_error *err);
+/* Compute the CRLF size of a file with LF line ends. */
+int store__file_vsize(const char *path, uint64_t *size_r, uint64_t *vsize_r,
+		      struct store_error *err);
+int64_t store__now_ns(void);
+/* rm -r, best effort (for folders already unlinked from the index). */
+void store__remove_tree(const char *path);
+int64_t store__mtime_ns(const char *path);
+
+/* sync.c */
+/* Reconcile one folder's files with the index (inside its own write
+ * transaction). force skips the directory-time shortcut; trust_uids (for a
+ * rebuild) keeps the U= of files when unique. */
+int store__sync_folder(struct store_user *u, const char *name, bool force,
+		       struct store_error *err);
+int store__sync_folder_opts(struct store_user *u, const char *name, bool force,
+			    bool trust_uids, struct store_error *err);
+
+/* mailbox.c */
+int store__mbox_register(struct store_user *u, const char *name, const char *folder,
+			 uint32_t special_use, struct store_mbox_row *row_r,
+			 struct store_error *err);
+/* Look up a mailbox, registering its folder if it exists on disk only:
+ * 1 found, 0 no such mailbox, -1 error. */
+int store__mbox_find(struct store_user *u, const char *name, struct store_mbox_row *row_r,
+		     struct store_error *err);
+uint32_t store__default_special_use(const char *name);
+/* Subscriptions are kept in the index and, for a rebuild, in the Maildir's
+ * "subscriptions" file (one UTF-8 name per line). */
+int store__subscriptions_load(struct store_user *u, struct store_error *err);
+
+/* rebuild.c */
+int store__rebuild(struct store_user *u, struct store_error *err);
+
+#endif

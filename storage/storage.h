@@ -1,0 +1,309 @@
+/*
+ * storage.h — one user's mail: a Maildir++ tree (the source of truth) and a
+ * per-user SQLite index (a cache that can always be rebuilt from it). Used
+ * by tern-imapd, tern-pop3d, tern-lmtpd and ternctl, which may all open the
+ * same user at once.
+ *
+ *   <user_dir>/Maildir/              INBOX: cur/ new/ tmp/
+ *   <user_dir>/Maildir/.Parent.Child folders (names in modified UTF-7)
+ *   <user_dir>/index.sqlite          the index (WAL mode)
+ *
+ * Every call here may block on disk: daemons run them on the libuv thread
+ * pool (conn_queue_work), never on the loop thread. A struct store_user and
+ * everything opened from it belong to one thread at a time.
+ *
+ * Errors: functions return 0 on success and -1 on failure with *err filled:
+ * a class that protocols map to their replies (IMAP NO [code], POP3 -ERR,
+ * LMTP 4xx/5xx) and a message for the log. Clients get generic text.
+ */
+#ifndef TERN_STORAGE_H
+#define TERN_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/common.h"
+
+enum store_errcode {
+	STORE_ERR_NONE = 0,
+	STORE_ERR_TEMP,        /* try again later: I/O error, busy index */
+	STORE_ERR_NOSPACE,     /* disk full (a temporary error to LMTP) */
+	STORE_ERR_QUOTA,       /* the user's quota would be exceeded */
+	STORE_ERR_NOTFOUND,    /* no such mailbox or message */
+	STORE_ERR_EXISTS,      /* the mailbox exists already */
+	STORE_ERR_BADNAME,     /* a mailbox name that is refused */
+	STORE_ERR_PERM,        /* not allowed (e.g. deleting INBOX) */
+	STORE_ERR_CORRUPT,     /* the index is damaged (rebuilt on next open) */
+	STORE_ERR_LIMIT,       /* a size or count limit */
+};
+
+struct store_error {
+	enum store_errcode code;
+	char msg[256];
+};
+
+/* Mailbox name separator in the API (IMAP); '.' on disk. */
+#define STORE_SEP '/'
+/* Longest mailbox name in UTF-8 bytes, and deepest hierarchy. */
+#define STORE_NAME_MAX 255
+#define STORE_DEPTH_MAX 16
+
+/* System flags, as stored in Maildir info (DFPRST) and the index. */
+enum store_flag {
+	STORE_FLAG_SEEN = 1 << 0,
+	STORE_FLAG_ANSWERED = 1 << 1,
+	STORE_FLAG_FLAGGED = 1 << 2,
+	STORE_FLAG_DELETED = 1 << 3,
+	STORE_FLAG_DRAFT = 1 << 4,
+	/* Maildir 'P' (passed: resent/bounced, set by mutt and others). No
+	 * IMAP flag shows it; it is kept so that rewriting a file name after
+	 * a flag change does not drop it. */
+	STORE_FLAG_PASSED = 1 << 5,
+};
+
+/* SPECIAL-USE attributes (RFC 6154). */
+enum store_special_use {
+	STORE_USE_NONE = 0,
+	STORE_USE_SENT = 1 << 0,
+	STORE_USE_DRAFTS = 1 << 1,
+	STORE_USE_TRASH = 1 << 2,
+	STORE_USE_JUNK = 1 << 3,
+	STORE_USE_ARCHIVE = 1 << 4,
+	STORE_USE_ALL = 1 << 5,
+	STORE_USE_FLAGGED = 1 << 6,
+};
+
+/* Limits of a user, from the user directory (0: unlimited). */
+struct store_quota {
+	uint64_t max_bytes;
+	uint64_t max_messages;
+};
+
+/* ------------------------------------------------------------- names */
+
+/*
+ * Mailbox names: the API speaks UTF-8 with '/' as separator ("INBOX",
+ * "Archive/2024", "Entwürfe"). Validated here before any path is built:
+ * refused are empty names and components, "." and "..", a leading or
+ * trailing '/', '.' inside a component (it is the on-disk separator, as in
+ * Dovecot's Maildir++ layout), control characters, invalid UTF-8, names
+ * over STORE_NAME_MAX bytes or STORE_DEPTH_MAX levels (or whose directory
+ * name would exceed NAME_MAX), the Maildir directory names cur, new and tmp
+ * as a first component or as a child of INBOX, and a leading '~'. "INBOX"
+ * is matched case-insensitively and returned as "INBOX", also as the first
+ * level of a longer name ("inbox/x" is "INBOX/x", directory ".INBOX.x").
+ *
+ * store_name_to_dir: the folder directory name under Maildir/ ("" for
+ * INBOX, ".Archive.2024", ".Entw&APw-rfe") into dir (dir_size bytes).
+ * Returns 0, or -1 with *why_r.
+ */
+int store_name_to_dir(const char *name, char *dir, size_t dir_size, const char **why_r);
+/* The reverse: a directory name found on disk back to a UTF-8 name. -1 if
+ * it is not a valid folder directory (it is then ignored). */
+int store_dir_to_name(const char *dir, char *name, size_t name_size);
+/* Modified UTF-7 (RFC 3501 §5.1.3) from and to UTF-8; -1 on invalid input
+ * or when out is too small. */
+int store_mutf7_encode(const char *utf8, char *out, size_t out_size);
+int store_mutf7_decode(const char *mutf7, char *out, size_t out_size);
+
+/* --------------------------------------------------------- file names */
+
+/*
+ * A Maildir file name: "<base>,S=<size>,W=<vsize>,U=<uid>:2,<info>" where
+ * base is the message's GUID (unique, stable across moves and hosts), size
+ * the bytes on disk (LF line ends), vsize the size with CRLF line ends, uid
+ * the IMAP UID in its folder, info the flags in ASCII order (D F P R S T for
+ * Draft, Flagged, Passed, Replied, Seen, Trashed) followed by keyword
+ * letters a-z (indexes into the folder's dovecot-keywords list).
+ */
+struct store_filename {
+	char base[128];
+	uint64_t size;      /* 0 when absent */
+	uint64_t vsize;     /* 0 when absent */
+	uint32_t uid;       /* 0 when absent */
+	uint32_t flags;     /* enum store_flag */
+	uint32_t keywords;  /* bit n = letter 'a' + n */
+	bool has_size, has_vsize, has_info;
+};
+
+/* Parse a name found in cur/ or new/: 0, or -1 for a name that is not a
+ * message (dot files, garbage). Never reads outside name. */
+int store_filename_parse(const char *name, struct store_filename *fn_r);
+/* Build the name; -1 if out is too small or fn->base is not a base that
+ * store_filename_parse accepts. Info (":2,") is written when has_info is
+ * set or any flag or keyword is. */
+int store_filename_build(const struct store_filename *fn, char *out, size_t out_size);
+/* A new unique base: "<sec>.M<usec>P<pid>Q<seq>R<random>.<host>". */
+void store_new_base(char *out, size_t out_size);
+
+/* -------------------------------------------------------------- users */
+
+struct store_user;
+
+struct store_user_options {
+	/* Create the Maildir with INBOX and the special-use folders (Sent,
+	 * Drafts, Trash, Junk, Archive) when it does not exist. */
+	bool create;
+	/* Limits checked on save, copy and move (NULL: unlimited). */
+	const struct store_quota *quota;
+};
+
+/*
+ * Open the user whose mail lives in user_dir (an absolute path built from a
+ * validated login name). A missing or corrupt index.sqlite is rebuilt from
+ * the Maildir before this returns.
+ */
+int store_user_open(const char *user_dir, const struct store_user_options *opt,
+		    struct store_user **u_r, struct store_error *err);
+void store_user_close(struct store_user **u);
+/* Rebuild the index from the Maildir alone: UIDVALIDITY, UIDs, flags and
+ * keywords come from the folders' files; UIDs never go back. */
+int store_user_rebuild(const char *user_dir, struct store_error *err);
+/* Bytes (CRLF sizes) and messages stored, over all folders. */
+int store_user_usage(struct store_user *u, uint64_t *bytes_r, uint64_t *messages_r,
+		     struct store_error *err);
+
+/* ---------------------------------------------------------- mailboxes */
+
+struct store_mailbox_info {
+	const char *name;
+	uint32_t special_use;   /* enum store_special_use */
+	bool subscribed;
+	bool exists;            /* false: a subscription without a mailbox */
+	bool has_children;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	uint32_t messages;
+	uint32_t unseen;
+	uint64_t vsize;         /* sum of message sizes with CRLF */
+};
+
+int store_mailbox_create(struct store_user *u, const char *name, uint32_t special_use,
+			 struct store_error *err);
+/* Deletes the folder and its messages; children stay (RFC 9051 §6.3.4).
+ * INBOX cannot be deleted. */
+int store_mailbox_delete(struct store_user *u, const char *name, struct store_error *err);
+/* Renames the folder and its children. Renaming INBOX moves its messages
+ * into the new folder and leaves INBOX empty (RFC 9051 §6.3.6). */
+int store_mailbox_rename(struct store_user *u, const char *from, const char *to,
+			 struct store_error *err);
+int store_mailbox_subscribe(struct store_user *u, const char *name, bool subscribe,
+			    struct store_error *err);
+/* Every mailbox and every subscription, sorted by name, allocated in a. */
+int store_mailbox_list(struct store_user *u, struct arena *a,
+		       struct store_mailbox_info **list_r, size_t *count_r,
+		       struct store_error *err);
+/* One mailbox's counters (after picking up changes on disk). */
+int store_mailbox_status(struct store_user *u, const char *name, struct arena *a,
+			 struct store_mailbox_info *info_r, struct store_error *err);
+
+/* ----------------------------------------------------- opened mailbox */
+
+struct store_msg {
+	uint32_t uid;
+	uint32_t flags;         /* enum store_flag */
+	uint64_t keywords;      /* bit n: keyword n of the folder */
+	uint64_t modseq;
+	int64_t internal_date;  /* seconds since the epoch */
+	int64_t save_date;
+	uint64_t size;          /* bytes on disk (LF line ends) */
+	uint64_t vsize;         /* bytes with CRLF line ends: RFC822.SIZE */
+};
+
+struct store_mailbox;
+
+/* Open (select) a mailbox: its messages as they are on disk now. */
+int store_mailbox_open(struct store_user *u, const char *name, struct store_mailbox **mb_r,
+		       struct store_error *err);
+void store_mailbox_close(struct store_mailbox **mb);
+/* Pick up changes made by other sessions and other programs (cheap when
+ * nothing changed: the index's change counter and the folder's directory
+ * times are compared first). Sequence numbers may change. */
+int store_mailbox_sync(struct store_mailbox *mb, struct store_error *err);
+uint32_t store_mailbox_count(const struct store_mailbox *mb);
+/* Message by sequence number 1..count; NULL outside. */
+const struct store_msg *store_mailbox_msg(const struct store_mailbox *mb, uint32_t seq);
+/* Sequence number of a UID, 0 when not present. */
+uint32_t store_mailbox_seq(const struct store_mailbox *mb, uint32_t uid);
+uint32_t store_mailbox_uidvalidity(const struct store_mailbox *mb);
+uint32_t store_mailbox_uidnext(const struct store_mailbox *mb);
+uint64_t store_mailbox_highestmodseq(const struct store_mailbox *mb);
+/* Keyword n of the folder's keyword list, NULL past the end. */
+const char *store_mailbox_keyword(const struct store_mailbox *mb, unsigned n);
+
+enum store_flag_op { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
+
+/*
+ * Change flags and keywords of the given UIDs (absent ones are skipped).
+ * unchanged_since (CONDSTORE) 0 means unconditional; otherwise messages
+ * whose modseq is above it are not changed and are counted in
+ * *failed_r (may be NULL). Every changed message gets a new modseq.
+ */
+int store_mailbox_set_flags(struct store_mailbox *mb, const uint32_t *uids, size_t count,
+			    enum store_flag_op op, uint32_t flags,
+			    const char *const *keywords, size_t keyword_count,
+			    uint64_t unchanged_since, size_t *failed_r, struct store_error *err);
+/* Expunge the given UIDs; their UIDs and modseq are kept for QRESYNC. */
+int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t count,
+			  struct store_error *err);
+
+/* ------------------------------------------------------------- reading */
+
+struct store_reader;
+
+/* Read a message with CRLF line ends (the IMAP view), from its start. */
+int store_reader_open(struct store_mailbox *mb, uint32_t uid, struct store_reader **r_r,
+		      struct store_error *err);
+/* Up to max bytes: the count, 0 at the end, -1 on an I/O error. */
+ssize_t store_reader_read(struct store_reader *r, void *buf, size_t max);
+/* Skip to an offset in the CRLF view (for partial FETCH). */
+int store_reader_skip(struct store_reader *r, uint64_t crlf_offset);
+void store_reader_close(struct store_reader **r);
+
+/* -------------------------------------------------------------- saving */
+
+struct store_save;
+
+/*
+ * Save a message (APPEND, LMTP): begin, write the body in pieces (any line
+ * ends; stored with LF), commit. Nothing is visible before the commit, and
+ * a commit that returns 0 is durable (DESIGN invariant 1): the file and
+ * its directory entry are on disk and the index knows the UID. Concurrent
+ * commits of one user in one process share their flushes (group commit).
+ */
+int store_save_begin(struct store_user *u, const char *mailbox, struct store_save **s_r,
+		     struct store_error *err);
+void store_save_set_flags(struct store_save *s, uint32_t flags);
+void store_save_set_internal_date(struct store_save *s, int64_t when);
+int store_save_write(struct store_save *s, const void *data, size_t len,
+		     struct store_error *err);
+int store_save_commit(struct store_save **s, uint32_t *uidvalidity_r, uint32_t *uid_r,
+		      struct store_error *err);
+void store_save_abort(struct store_save **s);
+
+/* -------------------------------------------------------- notification */
+
+/*
+ * Change notification for IDLE: cb runs on the loop soon after anything
+ * changes in the folder's new/ or cur/ (a delivery, a flag change, an
+ * expunge, by any process or program); the session then calls
+ * store_mailbox_sync. One inotify watch per folder serves every watcher in
+ * the process. When the kernel's inotify limits are reached
+ * (fs.inotify.max_user_watches, max_user_instances) this is logged and the
+ * folder is polled every STORE_WATCH_POLL_MS instead.
+ */
+#define STORE_WATCH_POLL_MS 2000
+
+struct uv_loop_s;
+struct store_watch;
+typedef void store_watch_cb(void *data);
+
+int store_watch_start(struct uv_loop_s *loop, struct store_user *u, const char *mailbox,
+		      store_watch_cb *cb, void *data, struct store_watch **w_r,
+		      struct store_error *err);
+void store_watch_stop(struct store_watch **w);
+
+#endif

@@ -1,0 +1,562 @@
+/*
+ * sync.c — keeping the index true to the Maildir.
+ *
+ * Other programs may add files to new/ or cur/, rename them (flag changes
+ * by mutt or another MDA) or delete them. A folder is rescanned only when
+ * the modification time of new/ or cur/ differs from the one recorded at
+ * the last scan (and a time within STORE_MTIME_SETTLE_NS of the scan is not
+ * trusted, since a change in the same clock tick would not move it).
+ *
+ * The scan runs under the index write lock: every writer of ours renames
+ * files only while holding it, so the listing cannot race with our own
+ * processes. For other programs, a file that seems to be missing is looked
+ * for once more before its message is expunged.
+ *
+ * A file the index does not know is a new message: it gets the next UID and
+ * a new name carrying S=, W= and U=. Only a rebuild (trust_uids) keeps the
+ * U= a file already carries, since such a file may have been moved in from
+ * another folder's UID space (DESIGN.md, Storage).
+ */
+#include "storage-private.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct disk_entry {
+	char *relname;              /* "new/<name>" or "cur/<name>" */
+	struct store_filename fn;
+	bool matched;
+};
+
+struct index_entry {
+	uint32_t uid;
+	char *guid;
+	char *filename;
+	uint32_t flags;
+	uint64_t keywords;
+	bool seen;
+};
+
+struct scan {
+	struct disk_entry *files;
+	size_t count, cap;
+};
+
+static void scan_free(struct scan *s)
+{
+	for (size_t i = 0; i < s->count; i++)
+		free(s->files[i].relname);
+	free(s->files);
+	memset(s, 0, sizeof(*s));
+}
+
+static int scan_dir(const char *folder, const char *sub, struct scan *s,
+		    struct store_error *err)
+{
+	char path[4096];
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(path, sizeof(path), "%s/%s", folder, sub);
+	d = opendir(path);
+	if (d == NULL)
+		return store__fail_errno(err, errno, "opendir %s", path);
+	while ((e = readdir(d)) != NULL) {
+		struct store_filename fn;
+
+		if (e->d_name[0] == '.' || store_filename_parse(e->d_name, &fn) < 0)
+			continue;
+		if (s->count == s->cap) {
+			s->cap = s->cap == 0 ? 64 : s->cap * 2;
+			s->files = xrealloc(s->files, s->cap * sizeof(*s->files));
+		}
+		struct disk_entry *de = &s->files[s->count++];
+		size_t n = strlen(sub) + strlen(e->d_name) + 2;
+
+		de->relname = xcalloc(1, n);
+		snprintf(de->relname, n, "%s/%s", sub, e->d_name);
+		de->fn = fn;
+		de->matched = false;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Files carrying a UID first, by UID, then the rest by name (names begin
+ * with the delivery time): a rebuild is repeatable and, of two files with
+ * one UID, the first keeps it. */
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct disk_entry *x = a, *y = b;
+	uint64_t ux = x->fn.uid == 0 ? UINT64_MAX : x->fn.uid;
+	uint64_t uy = y->fn.uid == 0 ? UINT64_MAX : y->fn.uid;
+
+	if (ux != uy)
+		return ux < uy ? -1 : 1;
+	return strcmp(x->fn.base, y->fn.base);
+}
+
+static int scan_folder(const char *folder, struct scan *s, struct store_error *err)
+{
+	memset(s, 0, sizeof(*s));
+	if (scan_dir(folder, "new", s, err) < 0 || scan_dir(folder, "cur", s, err) < 0) {
+		scan_free(s);
+		return -1;
+	}
+	if (s->count > 1)
+		qsort(s->files, s->count, sizeof(*s->files), entry_cmp);
+	return 0;
+}
+
+/* --------------------------------------------------- index entries */
+
+struct index_set {
+	struct index_entry *rows;
+	size_t count;
+	size_t *table;          /* open addressing by guid: row index + 1 */
+	size_t table_size;
+};
+
+static size_t guid_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return (size_t)h;
+}
+
+static struct index_entry *index_find(struct index_set *set, const char *guid)
+{
+	size_t mask = set->table_size - 1;
+
+	for (size_t i = guid_hash(guid) & mask;; i = (i + 1) & mask) {
+		size_t slot = set->table[i];
+
+		if (slot == 0)
+			return NULL;
+		if (strcmp(set->rows[slot - 1].guid, guid) == 0)
+			return &set->rows[slot - 1];
+	}
+}
+
+static void index_set_free(struct index_set *set)
+{
+	for (size_t i = 0; i < set->count; i++) {
+		free(set->rows[i].guid);
+		free(set->rows[i].filename);
+	}
+	free(set->rows);
+	free(set->table);
+	memset(set, 0, sizeof(*set));
+}
+
+static int index_load(struct store_user *u, int64_t mailbox_id, struct index_set *set,
+		      struct store_error *err)
+{
+	sqlite3_stmt *st;
+	size_t cap = 0;
+
+	memset(set, 0, sizeof(*set));
+	if (sqlite3_prepare_v2(u->db, "SELECT uid, guid, filename, flags, keywords FROM message"
+			       " WHERE mailbox_id = ?", -1, &st, NULL) != SQLITE_OK)
+		return store__fail_db(err, u->db, "load messages");
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (set->count == cap) {
+			cap = cap == 0 ? 256 : cap * 2;
+			set->rows = xrealloc(set->rows, cap * sizeof(*set->rows));
+		}
+		struct index_entry *ie = &set->rows[set->count++];
+
+		ie->uid = (uint32_t)sqlite3_column_int64(st, 0);
+		ie->guid = xstrdup((const char *)sqlite3_column_text(st, 1));
+		ie->filename = xstrdup((const char *)sqlite3_column_text(st, 2));
+		ie->flags = (uint32_t)sqlite3_column_int64(st, 3);
+		ie->keywords = (uint64_t)sqlite3_column_int64(st, 4);
+		ie->seen = false;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		index_set_free(set);
+		return store__fail_db(err, u->db, "load messages");
+	}
+	set->table_size = 16;
+	while (set->table_size < set->count * 2)
+		set->table_size *= 2;
+	set->table = xcalloc(set->table_size, sizeof(*set->table));
+	for (size_t r = 0; r < set->count; r++) {
+		size_t mask = set->table_size - 1;
+		size_t i = guid_hash(set->rows[r].guid) & mask;
+
+		while (set->table[i] != 0)
+			i = (i + 1) & mask;
+		set->table[i] = r + 1;
+	}
+	return 0;
+}
+
+/* ----------------------------------------------------------- changes */
+
+struct sync_ctx {
+	struct store_user *u;
+	const char *folder;
+	struct store_mbox_row row;
+	uint64_t modseq;        /* the modseq of this sync's changes */
+	bool changed;
+	bool durable;           /* UIDs handed out or expunges recorded */
+	bool trust_uids;
+	uint32_t *used_uids;    /* trust_uids: UIDs taken so far, sorted */
+	size_t used_count, used_cap;
+};
+
+static int exec_stmt(struct store_user *u, sqlite3_stmt *st, struct store_error *err,
+		     const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store__fail_db(err, u->db, what);
+	return 0;
+}
+
+static int update_file(struct sync_ctx *sc, struct index_entry *ie, const struct disk_entry *de,
+		       struct store_error *err)
+{
+	sqlite3_stmt *st;
+	bool flags_changed = ie->flags != de->fn.flags ||
+		(ie->keywords & 0x3FFFFFF) != de->fn.keywords;
+
+	if (sqlite3_prepare_v2(sc->u->db, flags_changed ?
+			       "UPDATE message SET filename = ?, flags = ?, keywords = ?, modseq = ?"
+			       " WHERE mailbox_id = ? AND uid = ?" :
+			       "UPDATE message SET filename = ? WHERE mailbox_id = ? AND uid = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store__fail_db(err, sc->u->db, "update message");
+	sqlite3_bind_text(st, 1, de->relname, -1, SQLITE_STATIC);
+	if (flags_changed) {
+		/* Keywords beyond the 26 letters live only in the index. */
+		uint64_t kw = (ie->keywords & ~(uint64_t)0x3FFFFFF) | de->fn.keywords;
+
+		sqlite3_bind_int64(st, 2, de->fn.flags);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)kw);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)sc->modseq);
+		sqlite3_bind_int64(st, 5, sc->row.id);
+		sqlite3_bind_int64(st, 6, ie->uid);
+		sc->changed = true;
+	} else {
+		sqlite3_bind_int64(st, 2, sc->row.id);
+		sqlite3_bind_int64(st, 3, ie->uid);
+	}
+	return exec_stmt(sc->u, st, err, "update message");
+}
+
+static bool uid_used(const struct sync_ctx *sc, uint32_t uid)
+{
+	size_t lo = 0, hi = sc->used_count;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (sc->used_uids[mid] == uid)
+			return true;
+		if (sc->used_uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static void uid_mark_used(struct sync_ctx *sc, uint32_t uid)
+{
+	size_t i = sc->used_count;
+
+	if (sc->used_count == sc->used_cap) {
+		sc->used_cap = sc->used_cap == 0 ? 256 : sc->used_cap * 2;
+		sc->used_uids = xrealloc(sc->used_uids, sc->used_cap * sizeof(uint32_t));
+	}
+	while (i > 0 && sc->used_uids[i - 1] > uid) {
+		sc->used_uids[i] = sc->used_uids[i - 1];
+		i--;
+	}
+	sc->used_uids[i] = uid;
+	sc->used_count++;
+}
+
+/* A file the index does not know: give it a UID and a full name. */
+static int add_file(struct sync_ctx *sc, struct disk_entry *de, bool new_guid,
+		    struct store_error *err)
+{
+	struct store_filename fn = de->fn;
+	char oldpath[4096], newpath[4096], name[512];
+	const char *sub = de->relname[0] == 'n' ? "new" : "cur";
+	struct stat stbuf;
+	uint32_t uid;
+
+	snprintf(oldpath, sizeof(oldpath), "%s/%s", sc->folder, de->relname);
+	if (stat(oldpath, &stbuf) < 0) {
+		if (errno == ENOENT)
+			return 0; /* gone meanwhile */
+		return store__fail_errno(err, errno, "stat %s", oldpath);
+	}
+	if (!fn.has_size || !fn.has_vsize || fn.size != (uint64_t)stbuf.st_size) {
+		if (store__file_vsize(oldpath, &fn.size, &fn.vsize, err) < 0)
+			return err->code == STORE_ERR_NOTFOUND ? 0 : -1;
+		fn.has_size = fn.has_vsize = true;
+	}
+	if (sc->trust_uids && fn.uid != 0 && !uid_used(sc, fn.uid)) {
+		uid = fn.uid;
+		if (uid >= sc->row.uidnext)
+			sc->row.uidnext = uid + 1;
+	} else {
+		uid = sc->row.uidnext++;
+	}
+	if (sc->trust_uids)
+		uid_mark_used(sc, uid);
+	if (store__uidstate_reserve(sc->folder, &sc->row, uid, sc->modseq, err) < 0)
+		return -1;
+	if (new_guid)
+		store_new_base(fn.base, sizeof(fn.base));
+	fn.uid = uid;
+	fn.has_info = true;
+	if (store_filename_build(&fn, name, sizeof(name)) < 0)
+		return store__fail(err, STORE_ERR_TEMP, "file name too long in %s", sc->folder);
+	snprintf(newpath, sizeof(newpath), "%s/%s/%s", sc->folder, sub, name);
+	if (strcmp(oldpath, newpath) != 0 && rename(oldpath, newpath) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return store__fail_errno(err, errno, "rename %s", oldpath);
+	}
+	char relname[600];
+	sqlite3_stmt *st;
+
+	snprintf(relname, sizeof(relname), "%s/%s", sub, name);
+	if (sqlite3_prepare_v2(sc->u->db,
+			       "INSERT INTO message (mailbox_id, uid, guid, filename, flags, keywords,"
+			       " modseq, internal_date, save_date, size, vsize)"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+		return store__fail_db(err, sc->u->db, "insert message");
+	sqlite3_bind_int64(st, 1, sc->row.id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_text(st, 3, fn.base, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 4, relname, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 5, fn.flags);
+	sqlite3_bind_int64(st, 6, fn.keywords);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)sc->modseq);
+	/* Maildir keeps the received date as the file's mtime. */
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)stbuf.st_mtim.tv_sec);
+	sqlite3_bind_int64(st, 9, store__now_ns() / 1000000000LL);
+	sqlite3_bind_int64(st, 10, (sqlite3_int64)fn.size);
+	sqlite3_bind_int64(st, 11, (sqlite3_int64)fn.vsize);
+	sc->changed = true;
+	sc->durable = true;
+	return exec_stmt(sc->u, st, err, "insert message");
+}
+
+static int expunge_row(struct sync_ctx *sc, uint32_t uid, struct store_error *err)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(sc->u->db, "DELETE FROM message WHERE mailbox_id = ? AND uid = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store__fail_db(err, sc->u->db, "expunge");
+	sqlite3_bind_int64(st, 1, sc->row.id);
+	sqlite3_bind_int64(st, 2, uid);
+	if (exec_stmt(sc->u, st, err, "expunge") < 0)
+		return -1;
+	if (sqlite3_prepare_v2(sc->u->db, "INSERT OR REPLACE INTO expunged VALUES (?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store__fail_db(err, sc->u->db, "expunge");
+	sqlite3_bind_int64(st, 1, sc->row.id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)sc->modseq);
+	sc->changed = true;
+	sc->durable = true;
+	return exec_stmt(sc->u, st, err, "expunge");
+}
+
+static int save_row(struct sync_ctx *sc, int64_t new_mtime, int64_t cur_mtime,
+		    struct store_error *err)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(sc->u->db,
+			       "UPDATE mailbox SET uidnext = ?, highestmodseq = ?, new_mtime = ?,"
+			       " cur_mtime = ?, uid_ceiling = ?, modseq_ceiling = ? WHERE id = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store__fail_db(err, sc->u->db, "update mailbox");
+	sqlite3_bind_int64(st, 1, sc->row.uidnext);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)(sc->changed ? sc->modseq :
+						  sc->row.highestmodseq));
+	sqlite3_bind_int64(st, 3, new_mtime);
+	sqlite3_bind_int64(st, 4, cur_mtime);
+	sqlite3_bind_int64(st, 5, sc->row.uid_ceiling);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)sc->row.modseq_ceiling);
+	sqlite3_bind_int64(st, 7, sc->row.id);
+	return exec_stmt(sc->u, st, err, "update mailbox");
+}
+
+/* A directory time that is settled enough to be trusted later, else 0. */
+static int64_t settled(int64_t mtime, int64_t now)
+{
+	return mtime > 0 && now - mtime > STORE_MTIME_SETTLE_NS ? mtime : 0;
+}
+
+static int reconcile(struct sync_ctx *sc, struct store_error *err)
+{
+	struct scan disk;
+	struct index_set idx;
+	int ret = -1;
+
+	if (index_load(sc->u, sc->row.id, &idx, err) < 0)
+		return -1;
+	if (scan_folder(sc->folder, &disk, err) < 0) {
+		index_set_free(&idx);
+		return -1;
+	}
+	if (sc->trust_uids) {
+		for (size_t i = 0; i < idx.count; i++)
+			uid_mark_used(sc, idx.rows[i].uid);
+	}
+	for (size_t i = 0; i < disk.count; i++) {
+		struct disk_entry *de = &disk.files[i];
+		struct index_entry *ie = index_find(&idx, de->fn.base);
+
+		if (ie != NULL && !ie->seen) {
+			ie->seen = true;
+			de->matched = true;
+			if (strcmp(ie->filename, de->relname) != 0 &&
+			    update_file(sc, ie, de, err) < 0)
+				goto out;
+		}
+	}
+	/* Unknown files (in entry_cmp order). A second file with a GUID
+	 * already matched gets a GUID of its own. */
+	for (size_t i = 0; i < disk.count; i++) {
+		struct disk_entry *de = &disk.files[i];
+
+		if (!de->matched && add_file(sc, de, index_find(&idx, de->fn.base) != NULL, err) < 0)
+			goto out;
+	}
+	/* Index rows without a file: look once more (another program may have
+	 * renamed it while we listed), then expunge. */
+	bool missing = false;
+
+	for (size_t i = 0; i < idx.count; i++)
+		missing |= !idx.rows[i].seen;
+	if (missing) {
+		struct scan again;
+
+		if (scan_folder(sc->folder, &again, err) < 0)
+			goto out;
+		for (size_t i = 0; i < idx.count; i++) {
+			struct index_entry *ie = &idx.rows[i];
+
+			if (ie->seen)
+				continue;
+			struct disk_entry *found = NULL;
+
+			for (size_t j = 0; j < again.count && found == NULL; j++) {
+				if (strcmp(again.files[j].fn.base, ie->guid) == 0)
+					found = &again.files[j];
+			}
+			if (found != NULL) {
+				if (strcmp(found->relname, ie->filename) != 0 &&
+				    update_file(sc, ie, found, err) < 0) {
+					scan_free(&again);
+					goto out;
+				}
+			} else if (expunge_row(sc, ie->uid, err) < 0) {
+				scan_free(&again);
+				goto out;
+			}
+		}
+		scan_free(&again);
+	}
+	ret = 0;
+out:
+	scan_free(&disk);
+	index_set_free(&idx);
+	return ret;
+}
+
+int store__sync_folder_opts(struct store_user *u, const char *name, bool force,
+			    bool trust_uids, struct store_error *err)
+{
+	struct store_mbox_row row;
+	char *folder = store__folder_path(u, name, err);
+	char path[4096];
+	int ret = -1;
+
+	if (folder == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/new", folder);
+	int64_t new_mtime = store__mtime_ns(path);
+
+	snprintf(path, sizeof(path), "%s/cur", folder);
+	int64_t cur_mtime = store__mtime_ns(path);
+
+	if (new_mtime < 0 || cur_mtime < 0) {
+		store__fail(err, STORE_ERR_NOTFOUND, "folder %s is gone", name);
+		goto out;
+	}
+	/* The cheap path: nothing moved since the last scan. */
+	if (!force) {
+		int found = store__mbox_get(u, name, &row, err);
+
+		if (found < 0)
+			goto out;
+		if (found == 0) {
+			store__fail(err, STORE_ERR_NOTFOUND, "no mailbox %s", name);
+			goto out;
+		}
+		if (row.new_mtime == new_mtime && row.cur_mtime == cur_mtime && new_mtime != 0) {
+			ret = 0;
+			goto out;
+		}
+	}
+	if (store__begin(u, true, err) < 0)
+		goto out;
+	int found = store__mbox_get(u, name, &row, err);
+
+	if (found <= 0) {
+		if (found == 0)
+			store__fail(err, STORE_ERR_NOTFOUND, "no mailbox %s", name);
+		store__rollback(u);
+		goto out;
+	}
+	struct sync_ctx sc = {
+		.u = u, .folder = folder, .row = row, .modseq = row.highestmodseq + 1,
+		.trust_uids = trust_uids,
+	};
+	/* Times taken before the listing: a change during it moves them again
+	 * and the next sync rescans. */
+	int64_t now = store__now_ns();
+
+	if (store__uidstate_reserve(folder, &sc.row, 0, sc.modseq, err) < 0 ||
+	    reconcile(&sc, err) < 0 || save_row(&sc, settled(new_mtime, now),
+						settled(cur_mtime, now), err) < 0) {
+		free(sc.used_uids);
+		store__rollback(u);
+		goto out;
+	}
+	free(sc.used_uids);
+	ret = store__commit(u, err);
+out:
+	free(folder);
+	return ret;
+}
+
+int store__sync_folder(struct store_user *u, const char *name, bool force,
+		       struct store_error *err)
+{
+	return store__sync_folder_opts(u, name, force, false, err);
+}

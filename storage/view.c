@@ -1,0 +1,442 @@
+/*
+ * view.c — an opened (selected) mailbox: its messages in UID order as last
+ * synced, refreshed incrementally by modseq (every change to a message,
+ * and every expunge, gets a modseq above the previous highest), flag and
+ * keyword changes, and expunge.
+ */
+#include "storage-private.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+static void msg_from_row(sqlite3_stmt *st, struct store_msg *m)
+{
+	m->uid = (uint32_t)sqlite3_column_int64(st, 0);
+	m->flags = (uint32_t)sqlite3_column_int64(st, 1);
+	m->keywords = (uint64_t)sqlite3_column_int64(st, 2);
+	m->modseq = (uint64_t)sqlite3_column_int64(st, 3);
+	m->internal_date = sqlite3_column_int64(st, 4);
+	m->save_date = sqlite3_column_int64(st, 5);
+	m->size = (uint64_t)sqlite3_column_int64(st, 6);
+	m->vsize = (uint64_t)sqlite3_column_int64(st, 7);
+}
+
+uint32_t store_mailbox_seq(const struct store_mailbox *mb, uint32_t uid)
+{
+	uint32_t lo = 0, hi = mb->count;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (mb->msgs[mid].uid == uid)
+			return mid + 1;
+		if (mb->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+static void view_put(struct store_mailbox *mb, const struct store_msg *m)
+{
+	uint32_t seq = store_mailbox_seq(mb, m->uid);
+
+	if (seq != 0) {
+		mb->msgs[seq - 1] = *m;
+		return;
+	}
+	if (mb->count == mb->cap) {
+		mb->cap = mb->cap == 0 ? 64 : mb->cap * 2;
+		mb->msgs = xrealloc(mb->msgs, mb->cap * sizeof(*mb->msgs));
+	}
+	uint32_t i = mb->count;
+
+	/* New UIDs are almost always the highest: this is an append. */
+	while (i > 0 && mb->msgs[i - 1].uid > m->uid) {
+		mb->msgs[i] = mb->msgs[i - 1];
+		i--;
+	}
+	mb->msgs[i] = *m;
+	mb->count++;
+}
+
+static void view_remove(struct store_mailbox *mb, uint32_t uid)
+{
+	uint32_t seq = store_mailbox_seq(mb, uid);
+
+	if (seq == 0)
+		return;
+	memmove(&mb->msgs[seq - 1], &mb->msgs[seq], (mb->count - seq) * sizeof(*mb->msgs));
+	mb->count--;
+}
+
+/* Bring the view up to the index: rows changed and rows expunged since
+ * the view's highestmodseq. */
+static int view_refresh(struct store_mailbox *mb, struct store_error *err)
+{
+	struct store_user *u = mb->user;
+	struct store_mbox_row row;
+	sqlite3_stmt *st;
+	int rc;
+	int found = store__mbox_get(u, mb->name, &row, err);
+
+	if (found <= 0) {
+		if (found == 0)
+			store__fail(err, STORE_ERR_NOTFOUND, "mailbox %s was deleted", mb->name);
+		return -1;
+	}
+	if (row.id != mb->id || row.uidvalidity != mb->uidvalidity)
+		return store__fail(err, STORE_ERR_NOTFOUND, "mailbox %s was recreated", mb->name);
+	if (row.highestmodseq == mb->highestmodseq && row.uidnext == mb->uidnext)
+		return 0;
+	/* One read transaction, so rows and expunges are from one moment. */
+	if (store__exec(u, "BEGIN", err) < 0)
+		return -1;
+	if (sqlite3_prepare_v2(u->db, "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, mb->id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)mb->highestmodseq);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		view_remove(mb, (uint32_t)sqlite3_column_int64(st, 0));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		goto fail;
+	if (sqlite3_prepare_v2(u->db, "SELECT uid, flags, keywords, modseq, internal_date,"
+			       " save_date, size, vsize FROM message WHERE mailbox_id = ? AND modseq > ?"
+			       " ORDER BY uid", -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, mb->id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)mb->highestmodseq);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_msg m;
+
+		msg_from_row(st, &m);
+		view_put(mb, &m);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		goto fail;
+	/* The mailbox row again, inside this snapshot. */
+	if (store__mbox_get(u, mb->name, &row, err) <= 0) {
+		store__rollback(u);
+		return -1;
+	}
+	store__exec(u, "COMMIT", err);
+	mb->uidnext = row.uidnext;
+	mb->highestmodseq = row.highestmodseq;
+	return 0;
+fail:
+	store__fail_db(err, u->db, "load messages");
+	store__rollback(u);
+	return -1;
+}
+
+int store_mailbox_open(struct store_user *u, const char *name, struct store_mailbox **mb_r,
+		       struct store_error *err)
+{
+	struct store_mbox_row row;
+
+	if (strcasecmp(name, "INBOX") == 0)
+		name = "INBOX";
+	int found = store__mbox_find(u, name, &row, err);
+
+	if (found <= 0) {
+		if (found == 0)
+			store__fail(err, STORE_ERR_NOTFOUND, "no mailbox %s", name);
+		return -1;
+	}
+	if (store__sync_folder(u, name, false, err) < 0 || store__mbox_get(u, name, &row, err) < 0)
+		return -1;
+	struct store_mailbox *mb = xcalloc(1, sizeof(*mb));
+
+	mb->user = u;
+	mb->name = xstrdup(name);
+	mb->folder = store__folder_path(u, name, err);
+	mb->id = row.id;
+	mb->uidvalidity = row.uidvalidity;
+	/* An empty view at modseq 0: the refresh loads every message. */
+	mb->uidnext = 0;
+	mb->highestmodseq = 0;
+	if (store__keywords_load(mb->folder, &mb->keywords, &mb->keyword_count, err) < 0 ||
+	    view_refresh(mb, err) < 0) {
+		store_mailbox_close(&mb);
+		return -1;
+	}
+	*mb_r = mb;
+	return 0;
+}
+
+void store_mailbox_close(struct store_mailbox **mbp)
+{
+	struct store_mailbox *mb = *mbp;
+
+	if (mb == NULL)
+		return;
+	store__keywords_free(mb->keywords, mb->keyword_count);
+	free(mb->msgs);
+	free(mb->name);
+	free(mb->folder);
+	free(mb);
+	*mbp = NULL;
+}
+
+int store_mailbox_sync(struct store_mailbox *mb, struct store_error *err)
+{
+	if (store__sync_folder(mb->user, mb->name, false, err) < 0)
+		return -1;
+	return view_refresh(mb, err);
+}
+
+uint32_t store_mailbox_count(const struct store_mailbox *mb) { return mb->count; }
+uint32_t store_mailbox_uidvalidity(const struct store_mailbox *mb) { return mb->uidvalidity; }
+uint32_t store_mailbox_uidnext(const struct store_mailbox *mb) { return mb->uidnext; }
+uint64_t store_mailbox_highestmodseq(const struct store_mailbox *mb) { return mb->highestmodseq; }
+
+const struct store_msg *store_mailbox_msg(const struct store_mailbox *mb, uint32_t seq)
+{
+	if (seq == 0 || seq > mb->count)
+		return NULL;
+	return &mb->msgs[seq - 1];
+}
+
+const char *store_mailbox_keyword(const struct store_mailbox *mb, unsigned n)
+{
+	return n < mb->keyword_count ? mb->keywords[n] : NULL;
+}
+
+/* ------------------------------------------------------------ changes */
+
+/* The message's current file name and state, inside the write lock. */
+static int row_get(struct store_mailbox *mb, uint32_t uid, char *filename, size_t size,
+		   uint32_t *flags_r, uint64_t *keywords_r, uint64_t *modseq_r,
+		   struct store_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(mb->user->db, "SELECT filename, flags, keywords, modseq"
+			       " FROM message WHERE mailbox_id = ? AND uid = ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		return store__fail_db(err, mb->user->db, "message lookup");
+	sqlite3_bind_int64(st, 1, mb->id);
+	sqlite3_bind_int64(st, 2, uid);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(filename, size, "%s", (const char *)sqlite3_column_text(st, 0));
+		*flags_r = (uint32_t)sqlite3_column_int64(st, 1);
+		*keywords_r = (uint64_t)sqlite3_column_int64(st, 2);
+		*modseq_r = (uint64_t)sqlite3_column_int64(st, 3);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return store__fail_db(err, mb->user->db, "message lookup");
+}
+
+static int bump_mailbox(struct store_mailbox *mb, struct store_mbox_row *row, uint64_t modseq,
+			struct store_error *err)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(mb->user->db, "UPDATE mailbox SET highestmodseq = ?,"
+			       " modseq_ceiling = ? WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+		return store__fail_db(err, mb->user->db, "update mailbox");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)modseq);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)row->modseq_ceiling);
+	sqlite3_bind_int64(st, 3, mb->id);
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store__fail_db(err, mb->user->db, "update mailbox");
+	return 0;
+}
+
+/* The mailbox row under the write lock; NOTFOUND if the mailbox went. */
+static int lock_mailbox_row(struct store_mailbox *mb, struct store_mbox_row *row,
+			    struct store_error *err)
+{
+	int found = store__mbox_get(mb->user, mb->name, row, err);
+
+	if (found < 0)
+		return -1;
+	if (found == 0 || row->id != mb->id)
+		return store__fail(err, STORE_ERR_NOTFOUND, "mailbox %s is gone", mb->name);
+	return 0;
+}
+
+/* Rename the file to carry the new flags (in cur/, where info belongs). */
+static int rename_for_flags(struct store_mailbox *mb, const char *filename, uint32_t flags,
+			    uint64_t keywords, char *newrel, size_t newrel_size,
+			    struct store_error *err)
+{
+	struct store_filename fn;
+	const char *base = strchr(filename, '/');
+	char name[512], oldpath[4096], newpath[4096];
+
+	if (base == NULL || store_filename_parse(base + 1, &fn) < 0)
+		return store__fail(err, STORE_ERR_TEMP, "bad file name %s in index", filename);
+	/* Passed (P) has no IMAP flag: keep it. */
+	fn.flags = flags | (fn.flags & STORE_FLAG_PASSED);
+	fn.keywords = (uint32_t)(keywords & 0x3FFFFFF);
+	fn.has_info = true;
+	if (store_filename_build(&fn, name, sizeof(name)) < 0)
+		return store__fail(err, STORE_ERR_TEMP, "file name too long");
+	snprintf(newrel, newrel_size, "cur/%s", name);
+	snprintf(oldpath, sizeof(oldpath), "%s/%s", mb->folder, filename);
+	snprintf(newpath, sizeof(newpath), "%s/%s", mb->folder, newrel);
+	if (strcmp(oldpath, newpath) != 0 && rename(oldpath, newpath) < 0)
+		return store__fail_errno(err, errno, "rename %s", oldpath);
+	return 0;
+}
+
+int store_mailbox_set_flags(struct store_mailbox *mb, const uint32_t *uids, size_t count,
+			    enum store_flag_op op, uint32_t flags,
+			    const char *const *keywords, size_t keyword_count,
+			    uint64_t unchanged_since, size_t *failed_r, struct store_error *err)
+{
+	struct store_user *u = mb->user;
+	struct store_mbox_row row;
+	uint64_t kwmask = 0;
+	size_t failed = 0;
+
+	if (store__begin(u, false, err) < 0)
+		return -1;
+	if (lock_mailbox_row(mb, &row, err) < 0)
+		goto fail;
+	/* Keyword names to bits, adding new ones to the folder's list (under
+	 * the write lock, so two processes cannot take the same letter). */
+	for (size_t i = 0; i < keyword_count; i++) {
+		int idx = store__keyword_index(mb->folder, &mb->keywords, &mb->keyword_count,
+					       keywords[i], op != STORE_FLAGS_REMOVE, err);
+
+		if (idx < 0 && op != STORE_FLAGS_REMOVE)
+			goto fail;
+		if (idx >= 0)
+			kwmask |= (uint64_t)1 << idx;
+	}
+	uint64_t modseq = row.highestmodseq + 1;
+	bool changed = false;
+
+	if (store__uidstate_reserve(mb->folder, &row, 0, modseq, err) < 0)
+		goto fail;
+	for (size_t i = 0; i < count; i++) {
+		char filename[600], newrel[600];
+		uint32_t cur_flags;
+		uint64_t cur_kw, cur_modseq;
+		int found = row_get(mb, uids[i], filename, sizeof(filename), &cur_flags, &cur_kw,
+				    &cur_modseq, err);
+
+		if (found < 0)
+			goto fail;
+		if (found == 0)
+			continue;
+		if (unchanged_since != 0 && cur_modseq > unchanged_since) {
+			failed++;
+			continue;
+		}
+		uint32_t nf = op == STORE_FLAGS_SET ? flags | (cur_flags & STORE_FLAG_PASSED) :
+			op == STORE_FLAGS_ADD ?
+			(cur_flags | flags) : (cur_flags & ~flags);
+		uint64_t nk = op == STORE_FLAGS_SET ? kwmask : op == STORE_FLAGS_ADD ?
+			(cur_kw | kwmask) : (cur_kw & ~kwmask);
+
+		if (nf == cur_flags && nk == cur_kw)
+			continue;
+		if (rename_for_flags(mb, filename, nf, nk, newrel, sizeof(newrel), err) < 0) {
+			if (err->code == STORE_ERR_NOTFOUND)
+				continue; /* removed by another program: sync will tell */
+			goto fail;
+		}
+		sqlite3_stmt *st;
+
+		if (sqlite3_prepare_v2(u->db, "UPDATE message SET flags = ?, keywords = ?,"
+				       " modseq = ?, filename = ? WHERE mailbox_id = ? AND uid = ?",
+				       -1, &st, NULL) != SQLITE_OK) {
+			store__fail_db(err, u->db, "update flags");
+			goto fail;
+		}
+		sqlite3_bind_int64(st, 1, nf);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)nk);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)modseq);
+		sqlite3_bind_text(st, 4, newrel, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 5, mb->id);
+		sqlite3_bind_int64(st, 6, uids[i]);
+		int rc = sqlite3_step(st);
+
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE) {
+			store__fail_db(err, u->db, "update flags");
+			goto fail;
+		}
+		changed = true;
+	}
+	if (changed && bump_mailbox(mb, &row, modseq, err) < 0)
+		goto fail;
+	if (store__commit(u, err) < 0)
+		return -1;
+	if (failed_r != NULL)
+		*failed_r = failed;
+	return view_refresh(mb, err);
+fail:
+	store__rollback(u);
+	return -1;
+}
+
+int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t count,
+			  struct store_error *err)
+{
+	struct store_user *u = mb->user;
+	struct store_mbox_row row;
+	bool changed = false;
+
+	if (store__begin(u, true, err) < 0)
+		return -1;
+	if (lock_mailbox_row(mb, &row, err) < 0)
+		goto fail;
+	uint64_t modseq = row.highestmodseq + 1;
+
+	if (store__uidstate_reserve(mb->folder, &row, 0, modseq, err) < 0)
+		goto fail;
+	for (size_t i = 0; i < count; i++) {
+		char filename[600], path[4096];
+		uint32_t f;
+		uint64_t k, m;
+		int found = row_get(mb, uids[i], filename, sizeof(filename), &f, &k, &m, err);
+
+		if (found < 0)
+			goto fail;
+		if (found == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", mb->folder, filename);
+		if (unlink(path) < 0 && errno != ENOENT) {
+			store__fail_errno(err, errno, "unlink %s", path);
+			goto fail;
+		}
+		char sql[200];
+
+		snprintf(sql, sizeof(sql),
+			 "DELETE FROM message WHERE mailbox_id = %lld AND uid = %u;"
+			 "INSERT OR REPLACE INTO expunged VALUES (%lld, %u, %llu);",
+			 (long long)mb->id, uids[i], (long long)mb->id, uids[i],
+			 (unsigned long long)modseq);
+		if (store__exec(u, sql, err) < 0)
+			goto fail;
+		changed = true;
+	}
+	if (changed && bump_mailbox(mb, &row, modseq, err) < 0)
+		goto fail;
+	if (store__commit(u, err) < 0)
+		return -1;
+	return view_refresh(mb, err);
+fail:
+	store__rollback(u);
+	return -1;
+}

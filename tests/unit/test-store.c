@@ -1,0 +1,701 @@
+/*
+ * Unit tests for storage/: a user's Maildir and index on a temporary
+ * directory — mailboxes, saving and reading, flags, expunge, changes made
+ * by other programs, rebuild, corruption, quota and concurrent saves.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/storage.h"
+
+#include <uv.h>
+
+struct fixture {
+	char dir[256];
+	struct store_user *u;
+};
+
+static void rm_rf(const char *path)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	assert_int_equal(system(cmd), 0);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct store_user_options opt = { .create = true };
+	struct store_error err = { 0 };
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/tern-test-store-XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	strcat(f->dir, "/user");
+	if (store_user_open(f->dir, &opt, &f->u, &err) < 0) {
+		fprintf(stderr, "open: %s\n", err.msg);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char parent[256];
+
+	store_user_close(&f->u);
+	snprintf(parent, sizeof(parent), "%s", f->dir);
+	*strrchr(parent, '/') = '\0';
+	rm_rf(parent);
+	free(f);
+	return 0;
+}
+
+static void reopen(struct fixture *f)
+{
+	struct store_user_options opt = { .create = false };
+	struct store_error err = { 0 };
+
+	store_user_close(&f->u);
+	if (store_user_open(f->dir, &opt, &f->u, &err) < 0)
+		fail_msg("reopen: %s", err.msg);
+}
+
+static uint32_t save(struct store_user *u, const char *mailbox, const char *body, uint32_t flags)
+{
+	struct store_save *s;
+	struct store_error err = { 0 };
+	uint32_t uidvalidity, uid;
+
+	if (store_save_begin(u, mailbox, &s, &err) < 0)
+		fail_msg("save_begin: %s", err.msg);
+	store_save_set_flags(s, flags);
+	/* Written in two pieces, split inside a CRLF. */
+	size_t half = strlen(body) / 2;
+
+	assert_int_equal(store_save_write(s, body, half, &err), 0);
+	assert_int_equal(store_save_write(s, body + half, strlen(body) - half, &err), 0);
+	if (store_save_commit(&s, &uidvalidity, &uid, &err) < 0)
+		fail_msg("commit: %s", err.msg);
+	assert_null(s);
+	assert_true(uidvalidity != 0);
+	return uid;
+}
+
+static struct store_mailbox *open_mb(struct store_user *u, const char *name)
+{
+	struct store_mailbox *mb;
+	struct store_error err = { 0 };
+
+	if (store_mailbox_open(u, name, &mb, &err) < 0)
+		fail_msg("open %s: %s", name, err.msg);
+	return mb;
+}
+
+static char *read_all(struct store_mailbox *mb, uint32_t uid)
+{
+	struct store_reader *r;
+	struct store_error err = { 0 };
+	static char out[65536];
+	size_t len = 0;
+	ssize_t n;
+
+	if (store_reader_open(mb, uid, &r, &err) < 0)
+		fail_msg("reader: %s", err.msg);
+	while ((n = store_reader_read(r, out + len, 7)) > 0)
+		len += (size_t)n;
+	assert_true(n == 0);
+	out[len] = '\0';
+	store_reader_close(&r);
+	return out;
+}
+
+/* Names of the files in a folder's subdirectory ("new" or "cur"). */
+static int list_files(const char *dir, char names[][256], int max)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL && n < max) {
+		if (e->d_name[0] != '.')
+			snprintf(names[n++], 256, "%s", e->d_name);
+	}
+	closedir(d);
+	return n;
+}
+
+static void test_new_user_layout(void **state)
+{
+	struct fixture *f = *state;
+	struct store_mailbox_info *list;
+	size_t count;
+	struct store_error err = { 0 };
+	struct arena *a = arena_new(0);
+	char path[512];
+	struct stat st;
+
+	assert_int_equal(store_mailbox_list(f->u, a, &list, &count, &err), 0);
+	assert_int_equal(count, 6);
+	static const char *const names[] = { "Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash" };
+
+	for (size_t i = 0; i < count; i++) {
+		assert_string_equal(list[i].name, names[i]);
+		assert_true(list[i].exists);
+		assert_true(list[i].uidvalidity != 0);
+		assert_int_equal(list[i].uidnext, 1);
+	}
+	assert_int_equal(list[4].special_use, STORE_USE_SENT);
+	assert_int_equal(list[5].special_use, STORE_USE_TRASH);
+	snprintf(path, sizeof(path), "%s/Maildir/.Sent/maildirfolder", f->dir);
+	assert_int_equal(stat(path, &st), 0);
+	snprintf(path, sizeof(path), "%s/Maildir/tern-uidstate", f->dir);
+	assert_int_equal(stat(path, &st), 0);
+	arena_free(&a);
+}
+
+static void test_save_and_read(void **state)
+{
+	struct fixture *f = *state;
+	const char *body = "From: a@example.org\r\nSubject: hi\r\n\r\nline one\r\nbare\rcr\r\n";
+	uint32_t uid1 = save(f->u, "INBOX", body, 0);
+	uint32_t uid2 = save(f->u, "INBOX", "Subject: two\n\nLF only\n", STORE_FLAG_SEEN);
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+	char path[512], names[4][256];
+
+	assert_int_equal(uid1, 1);
+	assert_int_equal(uid2, 2);
+	assert_int_equal(store_mailbox_count(mb), 2);
+	assert_int_equal(store_mailbox_uidnext(mb), 3);
+	const struct store_msg *m = store_mailbox_msg(mb, 1);
+
+	assert_int_equal(m->uid, 1);
+	/* Stored with LF; sizes: on disk and with CRLF. */
+	assert_int_equal(m->vsize, strlen(body));
+	assert_int_equal(m->size, strlen(body) - 5);
+	assert_string_equal(read_all(mb, 1), body);
+	assert_string_equal(read_all(mb, 2), "Subject: two\r\n\r\nLF only\r\n");
+	assert_int_equal(store_mailbox_msg(mb, 2)->flags, STORE_FLAG_SEEN);
+	assert_null(store_mailbox_msg(mb, 3));
+	assert_int_equal(store_mailbox_seq(mb, 2), 2);
+	assert_int_equal(store_mailbox_seq(mb, 7), 0);
+
+	/* The first went to new/ (no flags), the second to cur/ with S. */
+	snprintf(path, sizeof(path), "%s/Maildir/new", f->dir);
+	assert_int_equal(list_files(path, names, 4), 1);
+	assert_non_null(strstr(names[0], ",U=1"));
+	assert_non_null(strstr(names[0], ",W=55"));
+	snprintf(path, sizeof(path), "%s/Maildir/cur", f->dir);
+	assert_int_equal(list_files(path, names, 4), 1);
+	assert_non_null(strstr(names[0], ",U=2:2,S"));
+	snprintf(path, sizeof(path), "%s/Maildir/tmp", f->dir);
+	assert_int_equal(list_files(path, names, 4), 0);
+
+	/* Partial reads: skip into the CRLF view. */
+	struct store_reader *r;
+	struct store_error err = { 0 };
+	char buf[16];
+
+	assert_int_equal(store_reader_open(mb, 2, &r, &err), 0);
+	assert_int_equal(store_reader_skip(r, 12), 0);
+	assert_int_equal(store_reader_read(r, buf, 4), 4);
+	assert_memory_equal(buf, "\r\n\r\n", 4);
+	store_reader_close(&r);
+	store_mailbox_close(&mb);
+}
+
+static void test_flags_keywords_expunge(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	uint32_t uids[3];
+
+	for (int i = 0; i < 3; i++)
+		uids[i] = save(f->u, "INBOX", "Subject: x\n\nbody\n", 0);
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+	uint64_t m0 = store_mailbox_highestmodseq(mb);
+	const char *kw[] = { "$Forwarded", "Work" };
+	size_t failed = 99;
+
+	assert_int_equal(store_mailbox_set_flags(mb, uids, 2, STORE_FLAGS_ADD,
+						 STORE_FLAG_FLAGGED | STORE_FLAG_SEEN, kw, 2, 0,
+						 &failed, &err), 0);
+	assert_int_equal(failed, 0);
+	const struct store_msg *m = store_mailbox_msg(mb, 1);
+
+	assert_int_equal(m->flags, STORE_FLAG_FLAGGED | STORE_FLAG_SEEN);
+	assert_int_equal(m->keywords, 3);
+	assert_true(m->modseq > m0);
+	assert_string_equal(store_mailbox_keyword(mb, 0), "$Forwarded");
+	assert_string_equal(store_mailbox_keyword(mb, 1), "Work");
+	uint64_t m1 = store_mailbox_highestmodseq(mb);
+
+	/* CONDSTORE: unchanged since an older modseq fails for changed ones. */
+	assert_int_equal(store_mailbox_set_flags(mb, uids, 3, STORE_FLAGS_REMOVE,
+						 STORE_FLAG_SEEN, NULL, 0, m0, &failed, &err), 0);
+	assert_int_equal(failed, 2);
+	assert_int_equal(store_mailbox_msg(mb, 1)->flags, STORE_FLAG_FLAGGED | STORE_FLAG_SEEN);
+
+	/* The file names carry the flags and keyword letters. */
+	char path[512], names[8][256];
+
+	snprintf(path, sizeof(path), "%s/Maildir/cur", f->dir);
+	int n = list_files(path, names, 8);
+	int with_kw = 0;
+
+	for (int i = 0; i < n; i++)
+		with_kw += strstr(names[i], ":2,FSab") != NULL;
+	assert_int_equal(with_kw, 2);
+
+	assert_int_equal(store_mailbox_expunge(mb, &uids[1], 1, &err), 0);
+	assert_int_equal(store_mailbox_count(mb), 2);
+	assert_int_equal(store_mailbox_seq(mb, uids[2]), 2);
+	assert_true(store_mailbox_highestmodseq(mb) > m1);
+	store_mailbox_close(&mb);
+
+	/* Another session sees the same. */
+	mb = open_mb(f->u, "INBOX");
+	assert_int_equal(store_mailbox_count(mb), 2);
+	assert_int_equal(store_mailbox_msg(mb, 1)->keywords, 3);
+	store_mailbox_close(&mb);
+}
+
+static void test_mailbox_operations(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	struct arena *a = arena_new(0);
+	struct store_mailbox_info *list, info;
+	size_t count;
+
+	assert_int_equal(store_mailbox_create(f->u, "Projects", 0, &err), 0);
+	assert_int_equal(store_mailbox_create(f->u, "Projects/Tern", 0, &err), 0);
+	assert_int_equal(store_mailbox_create(f->u, "Entwürfe", 0, &err), 0);
+	assert_int_equal(store_mailbox_create(f->u, "Projects", 0, &err), -1);
+	assert_int_equal(err.code, STORE_ERR_EXISTS);
+	assert_int_equal(store_mailbox_create(f->u, "../escape", 0, &err), -1);
+	assert_int_equal(err.code, STORE_ERR_BADNAME);
+	save(f->u, "Projects/Tern", "Subject: t\n\nx\n", 0);
+
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/Maildir/.Entw&APw-rfe/cur", f->dir);
+	assert_int_equal(stat(path, &st), 0);
+
+	assert_int_equal(store_mailbox_rename(f->u, "Projects", "Old/Projects", &err), 0);
+	assert_int_equal(store_mailbox_status(f->u, "Old/Projects/Tern", a, &info, &err), 0);
+	assert_int_equal(info.messages, 1);
+	assert_int_equal(store_mailbox_status(f->u, "Projects/Tern", a, &info, &err), -1);
+	assert_int_equal(err.code, STORE_ERR_NOTFOUND);
+	assert_int_equal(store_mailbox_rename(f->u, "Old", "Old/x", &err), -1);
+
+	assert_int_equal(store_mailbox_subscribe(f->u, "Old/Projects", true, &err), 0);
+	assert_int_equal(store_mailbox_subscribe(f->u, "Gone", true, &err), 0);
+	assert_int_equal(store_mailbox_delete(f->u, "INBOX", &err), -1);
+	assert_int_equal(err.code, STORE_ERR_PERM);
+	assert_int_equal(store_mailbox_delete(f->u, "Old/Projects/Tern", &err), 0);
+	assert_int_equal(store_mailbox_delete(f->u, "Old/Projects/Tern", &err), -1);
+	assert_int_equal(err.code, STORE_ERR_NOTFOUND);
+
+	assert_int_equal(store_mailbox_list(f->u, a, &list, &count, &err), 0);
+	bool saw_gone = false, saw_projects = false;
+
+	for (size_t i = 0; i < count; i++) {
+		if (strcmp(list[i].name, "Gone") == 0) {
+			saw_gone = true;
+			assert_false(list[i].exists);
+			assert_true(list[i].subscribed);
+		}
+		if (strcmp(list[i].name, "Old/Projects") == 0) {
+			saw_projects = true;
+			assert_true(list[i].subscribed);
+			assert_false(list[i].has_children);
+		}
+		assert_null(strstr(list[i].name, "Tern"));
+	}
+	assert_true(saw_gone && saw_projects);
+	arena_free(&a);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static void test_changes_by_other_programs(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	char path[4096], path2[4096], names[8][256];
+
+	uint32_t uid = save(f->u, "INBOX", "Subject: mine\n\nx\n", 0);
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	/* Another MDA drops a file into new/. */
+	snprintf(path, sizeof(path), "%s/Maildir/new/1700000000.M1P2.otherhost", f->dir);
+	write_file(path, "Subject: dropped\n\nhello\n");
+	/* Directory times within one tick are not trusted: no wait needed. */
+	assert_int_equal(store_mailbox_sync(mb, &err), 0);
+	assert_int_equal(store_mailbox_count(mb), 2);
+	const struct store_msg *m = store_mailbox_msg(mb, 2);
+
+	assert_int_equal(m->uid, uid + 1);
+	assert_int_equal(m->vsize, 27);
+	assert_string_equal(read_all(mb, m->uid), "Subject: dropped\r\n\r\nhello\r\n");
+	/* It got a name with its UID. */
+	snprintf(path, sizeof(path), "%s/Maildir/new", f->dir);
+	int n = list_files(path, names, 8);
+	int found = 0;
+
+	for (int i = 0; i < n; i++)
+		found += strncmp(names[i], "1700000000.M1P2.otherhost,S=24,W=27,U=", 38) == 0;
+	assert_int_equal(found, 1);
+
+	/* mutt marks our message read and moves it to cur/. */
+	for (int i = 0; i < n; i++) {
+		if (strstr(names[i], ",U=1") != NULL) {
+			snprintf(path, sizeof(path), "%s/Maildir/new/%s", f->dir, names[i]);
+			snprintf(path2, sizeof(path2), "%s/Maildir/cur/%s:2,RS", f->dir, names[i]);
+			assert_int_equal(rename(path, path2), 0);
+		}
+	}
+	uint64_t before = store_mailbox_highestmodseq(mb);
+
+	assert_int_equal(store_mailbox_sync(mb, &err), 0);
+	m = store_mailbox_msg(mb, 1);
+	assert_int_equal(m->flags, STORE_FLAG_SEEN | STORE_FLAG_ANSWERED);
+	assert_true(m->modseq > before);
+
+	/* And deletes it. */
+	assert_int_equal(unlink(path2), 0);
+	assert_int_equal(store_mailbox_sync(mb, &err), 0);
+	assert_int_equal(store_mailbox_count(mb), 1);
+	assert_int_equal(store_mailbox_msg(mb, 1)->uid, uid + 1);
+	store_mailbox_close(&mb);
+
+	/* A folder made by another program is listed. */
+	snprintf(path, sizeof(path), "%s/Maildir/.Lists", f->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/Maildir/.Lists/cur", f->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/Maildir/.Lists/new", f->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/Maildir/.Lists/tmp", f->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	mb = open_mb(f->u, "Lists");
+	assert_int_equal(store_mailbox_count(mb), 0);
+	store_mailbox_close(&mb);
+}
+
+static void index_path(struct fixture *f, char *path, size_t size)
+{
+	snprintf(path, size, "%s/index.sqlite", f->dir);
+}
+
+static void test_rebuild_keeps_uids_and_flags(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	char path[512];
+	const char *kw[] = { "Important" };
+	uint32_t uids[4];
+
+	for (int i = 0; i < 4; i++)
+		uids[i] = save(f->u, "INBOX", "Subject: r\n\nbody\n", 0);
+	assert_int_equal(store_mailbox_create(f->u, "Keep", 0, &err), 0);
+	uint32_t kuid = save(f->u, "Keep", "Subject: k\n\nk\n", STORE_FLAG_DRAFT);
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+	uint32_t uidvalidity = store_mailbox_uidvalidity(mb);
+
+	assert_int_equal(store_mailbox_set_flags(mb, &uids[1], 1, STORE_FLAGS_ADD,
+						 STORE_FLAG_FLAGGED, kw, 1, 0, NULL, &err), 0);
+	/* The highest UID is expunged: it must never come back. */
+	assert_int_equal(store_mailbox_expunge(mb, &uids[3], 1, &err), 0);
+	uint64_t modseq = store_mailbox_highestmodseq(mb);
+
+	store_mailbox_close(&mb);
+	assert_int_equal(store_mailbox_subscribe(f->u, "Keep", true, &err), 0);
+
+	/* The index deleted while nothing runs. */
+	store_user_close(&f->u);
+	index_path(f, path, sizeof(path));
+	assert_int_equal(unlink(path), 0);
+	strcat(path, "-wal");
+	unlink(path);
+	reopen(f);
+
+	mb = open_mb(f->u, "INBOX");
+	assert_int_equal(store_mailbox_uidvalidity(mb), uidvalidity);
+	assert_int_equal(store_mailbox_count(mb), 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(store_mailbox_msg(mb, (uint32_t)i + 1)->uid, uids[i]);
+	assert_int_equal(store_mailbox_msg(mb, 2)->flags, STORE_FLAG_FLAGGED);
+	assert_int_equal(store_mailbox_msg(mb, 2)->keywords, 1);
+	assert_string_equal(store_mailbox_keyword(mb, 0), "Important");
+	/* Neither UIDs nor modseqs go back. */
+	assert_true(store_mailbox_uidnext(mb) > uids[3]);
+	assert_true(store_mailbox_highestmodseq(mb) >= modseq);
+	store_mailbox_close(&mb);
+	uint32_t next = save(f->u, "INBOX", "Subject: after\n\nx\n", 0);
+
+	assert_true(next > uids[3]);
+	mb = open_mb(f->u, "Keep");
+	assert_int_equal(store_mailbox_msg(mb, 1)->uid, kuid);
+	assert_int_equal(store_mailbox_msg(mb, 1)->flags, STORE_FLAG_DRAFT);
+	store_mailbox_close(&mb);
+
+	struct arena *a = arena_new(0);
+	struct store_mailbox_info *list;
+	size_t count;
+	bool subscribed = false;
+
+	assert_int_equal(store_mailbox_list(f->u, a, &list, &count, &err), 0);
+	for (size_t i = 0; i < count; i++)
+		subscribed |= strcmp(list[i].name, "Keep") == 0 && list[i].subscribed;
+	assert_true(subscribed);
+	arena_free(&a);
+
+	/* ternctl index rebuild: the same result. */
+	store_user_close(&f->u);
+	assert_int_equal(store_user_rebuild(f->dir, &err), 0);
+	reopen(f);
+	mb = open_mb(f->u, "INBOX");
+	assert_int_equal(store_mailbox_count(mb), 4);
+	assert_int_equal(store_mailbox_msg(mb, 4)->uid, next);
+	store_mailbox_close(&mb);
+}
+
+static void test_corrupt_index_detected(void **state)
+{
+	struct fixture *f = *state;
+	char path[512];
+	uint32_t uid = save(f->u, "INBOX", "Subject: c\n\nc\n", 0);
+
+	store_user_close(&f->u);
+	index_path(f, path, sizeof(path));
+	/* Overwrite the first pages (header included). */
+	int fd = open(path, O_WRONLY);
+	char junk[8192];
+
+	assert_true(fd >= 0);
+	memset(junk, 0x5a, sizeof(junk));
+	assert_int_equal(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+	close(fd);
+	reopen(f);
+
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	assert_int_equal(store_mailbox_count(mb), 1);
+	assert_int_equal(store_mailbox_msg(mb, 1)->uid, uid);
+	store_mailbox_close(&mb);
+	/* The damaged file was kept aside. */
+	DIR *d = opendir(f->dir);
+	struct dirent *e;
+	bool aside = false;
+
+	while ((e = readdir(d)) != NULL)
+		aside |= strncmp(e->d_name, "index.sqlite.corrupt-", 21) == 0;
+	closedir(d);
+	assert_true(aside);
+}
+
+static void test_quota(void **state)
+{
+	struct fixture *f = *state;
+	struct store_quota q = { .max_bytes = 100, .max_messages = 0 };
+	struct store_user_options opt = { .create = false, .quota = &q };
+	struct store_error err = { 0 };
+	struct store_save *s;
+	uint32_t uv, uid;
+	char body[61];
+
+	store_user_close(&f->u);
+	assert_int_equal(store_user_open(f->dir, &opt, &f->u, &err), 0);
+	memset(body, 'a', 60);
+	body[60] = '\0';
+	save(f->u, "INBOX", body, 0);
+	assert_int_equal(store_save_begin(f->u, "INBOX", &s, &err), 0);
+	assert_int_equal(store_save_write(s, body, 60, &err), 0);
+	assert_int_equal(store_save_commit(&s, &uv, &uid, &err), -1);
+	assert_int_equal(err.code, STORE_ERR_QUOTA);
+
+	uint64_t bytes, msgs;
+
+	assert_int_equal(store_user_usage(f->u, &bytes, &msgs, &err), 0);
+	assert_int_equal(bytes, 60);
+	assert_int_equal(msgs, 1);
+	/* Nothing of the refused message is left behind. */
+	char path[512], names[4][256];
+
+	snprintf(path, sizeof(path), "%s/Maildir/tmp", f->dir);
+	assert_int_equal(list_files(path, names, 4), 0);
+	snprintf(path, sizeof(path), "%s/Maildir/new", f->dir);
+	assert_int_equal(list_files(path, names, 4), 1);
+}
+
+struct saver_arg {
+	const char *dir;
+	int count;
+	uint32_t uids[50];
+};
+
+static void *saver(void *p)
+{
+	struct saver_arg *arg = p;
+	struct store_user_options opt = { .create = false };
+	struct store_error err = { 0 };
+	struct store_user *u;
+
+	if (store_user_open(arg->dir, &opt, &u, &err) < 0)
+		return (void *)1;
+	for (int i = 0; i < arg->count; i++) {
+		struct store_save *s;
+		uint32_t uv;
+
+		if (store_save_begin(u, "INBOX", &s, &err) < 0 ||
+		    store_save_write(s, "Subject: c\n\nc\n", 14, &err) < 0 ||
+		    store_save_commit(&s, &uv, &arg->uids[i], &err) < 0) {
+			store_user_close(&u);
+			return (void *)1;
+		}
+	}
+	store_user_close(&u);
+	return NULL;
+}
+
+static void test_concurrent_saves(void **state)
+{
+	struct fixture *f = *state;
+	enum { THREADS = 8, EACH = 25 };
+	pthread_t th[THREADS];
+	struct saver_arg args[THREADS];
+	bool seen[THREADS * EACH + 1] = { false };
+
+	for (int t = 0; t < THREADS; t++) {
+		args[t].dir = f->dir;
+		args[t].count = EACH;
+		assert_int_equal(pthread_create(&th[t], NULL, saver, &args[t]), 0);
+	}
+	for (int t = 0; t < THREADS; t++) {
+		void *ret;
+
+		assert_int_equal(pthread_join(th[t], &ret), 0);
+		assert_null(ret);
+	}
+	/* Every message has its own UID, 1..N without gaps or repeats. */
+	for (int t = 0; t < THREADS; t++) {
+		for (int i = 0; i < EACH; i++) {
+			uint32_t uid = args[t].uids[i];
+
+			assert_true(uid >= 1 && uid <= THREADS * EACH);
+			assert_false(seen[uid]);
+			seen[uid] = true;
+		}
+	}
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	assert_int_equal(store_mailbox_count(mb), THREADS * EACH);
+	store_mailbox_close(&mb);
+}
+
+struct watch_state {
+	int notified;
+	uv_timer_t deadline;
+	bool timed_out;
+};
+
+static void watched_cb(void *data)
+{
+	struct watch_state *ws = data;
+
+	ws->notified++;
+	uv_stop(ws->deadline.loop);
+}
+
+static void deadline_cb(uv_timer_t *t)
+{
+	struct watch_state *ws = t->data;
+
+	ws->timed_out = true;
+	uv_stop(t->loop);
+}
+
+static void *deliver_one(void *p)
+{
+	struct saver_arg *arg = p;
+
+	arg->count = 1;
+	return saver(arg);
+}
+
+static void test_watch_sees_delivery(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	uv_loop_t loop;
+	struct watch_state ws = { 0 };
+	struct store_watch *w1, *w2;
+	struct saver_arg arg = { .dir = f->dir };
+	pthread_t th;
+
+	assert_int_equal(uv_loop_init(&loop), 0);
+	uv_timer_init(&loop, &ws.deadline);
+	ws.deadline.data = &ws;
+	/* Two sessions watching one folder share one watch. */
+	assert_int_equal(store_watch_start(&loop, f->u, "INBOX", watched_cb, &ws, &w1, &err), 0);
+	assert_int_equal(store_watch_start(&loop, f->u, "INBOX", watched_cb, &ws, &w2, &err), 0);
+	/* Bounded: a missing notification fails after 10 s. */
+	uv_timer_start(&ws.deadline, deadline_cb, 10000, 0);
+	assert_int_equal(pthread_create(&th, NULL, deliver_one, &arg), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_false(ws.timed_out);
+	assert_true(ws.notified >= 1);
+	store_watch_stop(&w1);
+	store_watch_stop(&w2);
+	assert_null(w1);
+	uv_close((uv_handle_t *)&ws.deadline, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_new_user_layout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save_and_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flags_keywords_expunge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mailbox_operations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changes_by_other_programs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rebuild_keeps_uids_and_flags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_index_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_saves, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_watch_sees_delivery, setup, teardown),
+	};
+
+	log_init("test-store", LOG_TARGET_STDERR, LOG_LEVEL_WARN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
