@@ -276,6 +276,31 @@ static int rename_children(struct store_user *u, const char *from, const char *t
 	return ret;
 }
 
+/* RFC 9051 §6.3.6: renaming INBOX moves its messages to a new mailbox and
+ * leaves INBOX empty (its children stay where they are). */
+static int rename_inbox(struct store_user *u, const char *to, struct store_error *err)
+{
+	struct store_mailbox *mb;
+	int ret = -1;
+
+	if (store_mailbox_create(u, to, 0, err) < 0)
+		return -1;
+	if (store_mailbox_open(u, "INBOX", &mb, err) < 0)
+		return -1;
+	uint32_t n = store_mailbox_count(mb);
+	uint32_t *uids = xcalloc(n + 1, sizeof(*uids));
+	uint32_t *dest = xcalloc(n + 1, sizeof(*dest));
+	uint32_t uidvalidity;
+
+	for (uint32_t seq = 1; seq <= n; seq++)
+		uids[seq - 1] = store_mailbox_msg(mb, seq)->uid;
+	ret = store_mailbox_copy(mb, uids, n, to, true, &uidvalidity, dest, err);
+	free(uids);
+	free(dest);
+	store_mailbox_close(&mb);
+	return ret;
+}
+
 int store_mailbox_rename(struct store_user *u, const char *from, const char *to,
 			 struct store_error *err)
 {
@@ -286,8 +311,7 @@ int store_mailbox_rename(struct store_user *u, const char *from, const char *to,
 	from = canonical(from);
 	to = canonical(to);
 	if (strcmp(from, "INBOX") == 0)
-		return store__fail(err, STORE_ERR_PERM,
-				   "renaming INBOX is done by moving its messages (not here)");
+		return rename_inbox(u, to, err);
 	if (strcmp(to, "INBOX") == 0)
 		return store__fail(err, STORE_ERR_EXISTS, "mailbox INBOX exists");
 	size_t flen = strlen(from);

@@ -156,6 +156,9 @@ uint32_t store__default_special_use(const char *name);
  * "subscriptions" file (one UTF-8 name per line). */
 int store__subscriptions_load(struct store_user *u, struct store_error *err);
 
+/* view.c: bring an opened mailbox up to the index. */
+int store__view_refresh(struct store_mailbox *mb, struct store_error *err);
+
 /* rebuild.c */
 int store__rebuild(struct store_user *u, struct store_error *err);
 

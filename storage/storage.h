@@ -187,7 +187,8 @@ int store_mailbox_create(struct store_user *u, const char *name, uint32_t specia
  * INBOX cannot be deleted. */
 int store_mailbox_delete(struct store_user *u, const char *name, struct store_error *err);
 /* Renames the folder and its children. Renaming INBOX moves its messages
- * into the new folder and leaves INBOX empty (RFC 9051 §6.3.6). */
+ * into the new folder and leaves INBOX empty (RFC 9051 §6.3.6); its
+ * children stay. */
 int store_mailbox_rename(struct store_user *u, const char *from, const char *to,
 			 struct store_error *err);
 int store_mailbox_subscribe(struct store_user *u, const char *name, bool subscribe,
@@ -249,6 +250,17 @@ int store_mailbox_set_flags(struct store_mailbox *mb, const uint32_t *uids, size
 /* Expunge the given UIDs; their UIDs and modseq are kept for QRESYNC. */
 int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t count,
 			  struct store_error *err);
+
+/*
+ * COPY (move false) or MOVE (move true) the given UIDs to the mailbox dest
+ * of the same user, in one transaction: on success dest_uids_r[i] is the new
+ * UID of uids[i] (0 for a UID that was not there) and *dest_uidvalidity_r
+ * the destination's UIDVALIDITY (for COPYUID). Files are hard-linked where
+ * possible. A copy counts against the quota; a move does not.
+ */
+int store_mailbox_copy(struct store_mailbox *mb, const uint32_t *uids, size_t count,
+		       const char *dest, bool move, uint32_t *dest_uidvalidity_r,
+		       uint32_t *dest_uids_r, struct store_error *err);
 
 /* ------------------------------------------------------------- reading */
 

@@ -76,7 +76,7 @@ static void view_remove(struct store_mailbox *mb, uint32_t uid)
 
 /* Bring the view up to the index: rows changed and rows expunged since
  * the view's highestmodseq. */
-static int view_refresh(struct store_mailbox *mb, struct store_error *err)
+int store__view_refresh(struct store_mailbox *mb, struct store_error *err)
 {
 	struct store_user *u = mb->user;
 	struct store_mbox_row row;
@@ -163,7 +163,7 @@ int store_mailbox_open(struct store_user *u, const char *name, struct store_mail
 	mb->uidnext = 0;
 	mb->highestmodseq = 0;
 	if (store__keywords_load(mb->folder, &mb->keywords, &mb->keyword_count, err) < 0 ||
-	    view_refresh(mb, err) < 0) {
+	    store__view_refresh(mb, err) < 0) {
 		store_mailbox_close(&mb);
 		return -1;
 	}
@@ -189,7 +189,7 @@ int store_mailbox_sync(struct store_mailbox *mb, struct store_error *err)
 {
 	if (store__sync_folder(mb->user, mb->name, false, err) < 0)
 		return -1;
-	return view_refresh(mb, err);
+	return store__view_refresh(mb, err);
 }
 
 uint32_t store_mailbox_count(const struct store_mailbox *mb) { return mb->count; }
@@ -384,7 +384,7 @@ int store_mailbox_set_flags(struct store_mailbox *mb, const uint32_t *uids, size
 		return -1;
 	if (failed_r != NULL)
 		*failed_r = failed;
-	return view_refresh(mb, err);
+	return store__view_refresh(mb, err);
 fail:
 	store__rollback(u);
 	return -1;
@@ -435,7 +435,7 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t
 		goto fail;
 	if (store__commit(u, err) < 0)
 		return -1;
-	return view_refresh(mb, err);
+	return store__view_refresh(mb, err);
 fail:
 	store__rollback(u);
 	return -1;

@@ -307,6 +307,14 @@ static void test_mailbox_operations(void **state)
 	assert_int_equal(err.code, STORE_ERR_NOTFOUND);
 	assert_int_equal(store_mailbox_rename(f->u, "Old", "Old/x", &err), -1);
 
+	/* Renaming INBOX moves its messages and leaves it empty. */
+	save(f->u, "INBOX", "Subject: i\n\ni\n", 0);
+	assert_int_equal(store_mailbox_rename(f->u, "inbox", "Old Mail", &err), 0);
+	assert_int_equal(store_mailbox_status(f->u, "INBOX", a, &info, &err), 0);
+	assert_int_equal(info.messages, 0);
+	assert_int_equal(store_mailbox_status(f->u, "Old Mail", a, &info, &err), 0);
+	assert_int_equal(info.messages, 1);
+
 	assert_int_equal(store_mailbox_subscribe(f->u, "Old/Projects", true, &err), 0);
 	assert_int_equal(store_mailbox_subscribe(f->u, "Gone", true, &err), 0);
 	assert_int_equal(store_mailbox_delete(f->u, "INBOX", &err), -1);
@@ -555,6 +563,75 @@ static void test_quota(void **state)
 	assert_int_equal(list_files(path, names, 4), 1);
 }
 
+static void test_copy_and_move(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	const char *kw[] = { "Project" };
+	uint32_t uids[3], dest[3], uidvalidity;
+	struct stat st1, st2;
+	char path[4096], names[8][256];
+
+	for (int i = 0; i < 3; i++)
+		uids[i] = save(f->u, "INBOX", "Subject: c\n\ncopy me\n", STORE_FLAG_SEEN);
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	assert_int_equal(store_mailbox_set_flags(mb, uids, 1, STORE_FLAGS_ADD, 0, kw, 1, 0,
+						 NULL, &err), 0);
+	/* A UID that does not exist is skipped (0). */
+	uint32_t wanted[3] = { uids[0], 999, uids[1] };
+
+	assert_int_equal(store_mailbox_copy(mb, wanted, 3, "Archive", false, &uidvalidity, dest,
+					    &err), 0);
+	assert_int_equal(dest[0], 1);
+	assert_int_equal(dest[1], 0);
+	assert_int_equal(dest[2], 2);
+	assert_int_equal(store_mailbox_count(mb), 3);
+	struct store_mailbox *ar = open_mb(f->u, "Archive");
+
+	assert_int_equal(store_mailbox_uidvalidity(ar), uidvalidity);
+	assert_int_equal(store_mailbox_count(ar), 2);
+	assert_int_equal(store_mailbox_msg(ar, 1)->flags, STORE_FLAG_SEEN);
+	assert_int_equal(store_mailbox_msg(ar, 1)->keywords, 1);
+	assert_string_equal(store_mailbox_keyword(ar, 0), "Project");
+	assert_string_equal(read_all(ar, 1), "Subject: c\r\n\r\ncopy me\r\n");
+	/* A hard link: one inode, two names. */
+	snprintf(path, sizeof(path), "%s/Maildir/.Archive/cur", f->dir);
+	assert_int_equal(list_files(path, names, 8), 2);
+	snprintf(path, sizeof(path), "%s/Maildir/.Archive/cur/%s", f->dir, names[0]);
+	assert_int_equal(stat(path, &st1), 0);
+	assert_int_equal(st1.st_nlink, 2);
+
+	/* Move: gone from the source with a modseq, present in the target. */
+	uint64_t before = store_mailbox_highestmodseq(mb);
+
+	assert_int_equal(store_mailbox_copy(mb, &uids[2], 1, "Trash", true, &uidvalidity, dest,
+					    &err), 0);
+	assert_int_equal(dest[0], 1);
+	assert_int_equal(store_mailbox_count(mb), 2);
+	assert_true(store_mailbox_highestmodseq(mb) > before);
+	struct store_mailbox *tr = open_mb(f->u, "Trash");
+
+	assert_int_equal(store_mailbox_count(tr), 1);
+	snprintf(path, sizeof(path), "%s/Maildir/.Trash/cur", f->dir);
+	assert_int_equal(list_files(path, names, 8), 1);
+	snprintf(path, sizeof(path), "%s/Maildir/.Trash/cur/%s", f->dir, names[0]);
+	assert_int_equal(stat(path, &st2), 0);
+	assert_int_equal(st2.st_nlink, 1);
+	assert_int_equal(store_mailbox_copy(mb, uids, 1, "Nowhere", false, &uidvalidity, dest,
+					    &err), -1);
+	assert_int_equal(err.code, STORE_ERR_NOTFOUND);
+
+	/* Usage: 3 in INBOX... 2 left, 2 copies, 1 moved. */
+	uint64_t bytes, msgs;
+
+	assert_int_equal(store_user_usage(f->u, &bytes, &msgs, &err), 0);
+	assert_int_equal(msgs, 5);
+	store_mailbox_close(&tr);
+	store_mailbox_close(&ar);
+	store_mailbox_close(&mb);
+}
+
 struct saver_arg {
 	const char *dir;
 	int count;
@@ -692,6 +769,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rebuild_keeps_uids_and_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_index_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_and_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_saves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_sees_delivery, setup, teardown),
 	};
