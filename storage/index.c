@@ -66,6 +66,16 @@ static const char schema[] =
 	"  UPDATE usage SET bytes = bytes - OLD.vsize, messages = messages - 1;"
 	"END;";
 
+/* A snapshot of an opened mailbox's message list (see view.c). Only a
+ * cache: dropped with the mailbox, on rebuild, and when it does not match. */
+static const char view_cache_schema[] =
+	"CREATE TABLE IF NOT EXISTS view_cache ("
+	"  mailbox_id INTEGER PRIMARY KEY,"
+	"  uidvalidity INTEGER NOT NULL,"
+	"  highestmodseq INTEGER NOT NULL,"
+	"  uidnext INTEGER NOT NULL,"
+	"  data BLOB NOT NULL);";
+
 int store__exec(struct store_user *u, const char *sql, struct store_error *err)
 {
 	if (sqlite3_exec(u->db, sql, NULL, NULL, NULL) != SQLITE_OK)
@@ -121,6 +131,9 @@ int store__index_open(struct store_user *u, struct store_error *err)
 			    version, SCHEMA_VERSION);
 		goto fail;
 	}
+	/* Added after version 1: created where missing. */
+	if (store__exec(u, view_cache_schema, err) < 0)
+		goto fail;
 	if (version < 0) {
 		if (store__begin(u, true, err) < 0)
 			goto fail;
@@ -209,19 +222,6 @@ int store__mbox_get(struct store_user *u, const char *name, struct store_mbox_ro
 	if (rc == SQLITE_DONE)
 		return 0;
 	return store__fail_db(err, u->db, "mailbox lookup");
-}
-
-int64_t store__data_version(struct store_user *u)
-{
-	sqlite3_stmt *st;
-	int64_t v = -1;
-
-	if (sqlite3_prepare_v2(u->db, "PRAGMA data_version", -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
 }
 
 int store__mbox_save_ceilings(struct store_user *u, const struct store_mbox_row *row,

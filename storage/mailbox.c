@@ -204,6 +204,7 @@ int store_mailbox_delete(struct store_user *u, const char *name, struct store_er
 	static const char *const deletes[] = {
 		"DELETE FROM message WHERE mailbox_id = ?",
 		"DELETE FROM expunged WHERE mailbox_id = ?",
+		"DELETE FROM view_cache WHERE mailbox_id = ?",
 		"DELETE FROM mailbox WHERE id = ?",
 	};
 
@@ -535,13 +536,15 @@ static int folders_reconcile(struct store_user *u, struct store_error *err)
 	for (size_t i = 0; i < ngone; i++) {
 		if (ret == 0 && store__begin(u, true, err) == 0) {
 			if (store__mbox_get(u, gone[i], &row, err) == 1) {
-				char sql[160];
+				char sql[256];
 
 				snprintf(sql, sizeof(sql),
 					 "DELETE FROM message WHERE mailbox_id = %lld;"
 					 "DELETE FROM expunged WHERE mailbox_id = %lld;"
+					 "DELETE FROM view_cache WHERE mailbox_id = %lld;"
 					 "DELETE FROM mailbox WHERE id = %lld;",
-					 (long long)row.id, (long long)row.id, (long long)row.id);
+					 (long long)row.id, (long long)row.id, (long long)row.id,
+					 (long long)row.id);
 				if (store__exec(u, sql, err) < 0) {
 					store__rollback(u);
 					ret = -1;

@@ -56,7 +56,8 @@ int store__rebuild(struct store_user *u, struct store_error *err)
 	if (store__begin(u, true, err) < 0)
 		return -1;
 	if (set_rebuild_flag(u, true, err) < 0 ||
-	    store__exec(u, "DELETE FROM message; DELETE FROM expunged; DELETE FROM mailbox;",
+	    store__exec(u, "DELETE FROM message; DELETE FROM expunged; DELETE FROM mailbox;"
+			 " DELETE FROM view_cache;",
 			err) < 0) {
 		store__rollback(u);
 		return -1;

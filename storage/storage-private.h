@@ -19,8 +19,11 @@
 #define STORE_UID_RESERVE 1000
 #define STORE_MODSEQ_RESERVE 10000
 /* A directory whose mtime is this recent may change again within the same
- * timestamp tick: it is not trusted, and rescanned next time. */
+ * timestamp tick: it is not trusted, and rescanned next time. The fine
+ * window is for file systems with sub-second times (kernel ticks are at
+ * most 10 ms); the other for those that keep whole seconds. */
 #define STORE_MTIME_SETTLE_NS (2LL * 1000000000LL)
+#define STORE_MTIME_SETTLE_FINE_NS (50LL * 1000000LL)
 
 struct store_user {
 	char *dir;              /* user directory */
@@ -63,7 +66,9 @@ struct store_mailbox {
 	uint32_t cap;
 	char **keywords;        /* the folder's keyword list */
 	unsigned keyword_count;
-	int64_t data_version;   /* PRAGMA data_version when last loaded */
+	uint64_t cache_modseq;  /* modseq of the view cache loaded, 0: none */
+	uint32_t changes_since_cache;
+	bool cache_ok;          /* the view is complete and current */
 };
 
 /* errors.c */
@@ -87,7 +92,6 @@ void store__rollback(struct store_user *u);
 int store__exec(struct store_user *u, const char *sql, struct store_error *err);
 int store__mbox_get(struct store_user *u, const char *name, struct store_mbox_row *row_r,
 		    struct store_error *err);
-int64_t store__data_version(struct store_user *u);
 bool store__index_needs_rebuild(struct store_user *u);
 
 /* user.c: may adding bytes/messages exceed the quota? (in a write txn) */

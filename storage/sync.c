@@ -404,10 +404,19 @@ static int save_row(struct sync_ctx *sc, int64_t new_mtime, int64_t cur_mtime,
 	return exec_stmt(sc->u, st, err, "update mailbox");
 }
 
-/* A directory time that is settled enough to be trusted later, else 0. */
+/*
+ * A directory time that can be trusted at the next sync, else 0 (rescan).
+ * A change in the same timestamp tick as the last one would not move the
+ * time, so the time is trusted only once its tick was over before the scan
+ * began: a few milliseconds where the file system keeps fine-grained times,
+ * two seconds where it keeps whole seconds (a time with zero nanoseconds).
+ */
 static int64_t settled(int64_t mtime, int64_t now)
 {
-	return mtime > 0 && now - mtime > STORE_MTIME_SETTLE_NS ? mtime : 0;
+	int64_t window = mtime % 1000000000LL != 0 ? STORE_MTIME_SETTLE_FINE_NS :
+		STORE_MTIME_SETTLE_NS;
+
+	return mtime > 0 && now - mtime > window ? mtime : 0;
 }
 
 static int reconcile(struct sync_ctx *sc, struct store_error *err)

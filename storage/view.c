@@ -94,6 +94,7 @@ int store__view_refresh(struct store_mailbox *mb, struct store_error *err)
 	if (row.highestmodseq == mb->highestmodseq && row.uidnext == mb->uidnext)
 		return 0;
 	/* One read transaction, so rows and expunges are from one moment. */
+	mb->cache_ok = false;
 	if (store__exec(u, "BEGIN", err) < 0)
 		return -1;
 	if (sqlite3_prepare_v2(u->db, "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?",
@@ -117,6 +118,7 @@ int store__view_refresh(struct store_mailbox *mb, struct store_error *err)
 
 		msg_from_row(st, &m);
 		view_put(mb, &m);
+		mb->changes_since_cache++;
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
@@ -129,11 +131,89 @@ int store__view_refresh(struct store_mailbox *mb, struct store_error *err)
 	store__exec(u, "COMMIT", err);
 	mb->uidnext = row.uidnext;
 	mb->highestmodseq = row.highestmodseq;
+	mb->cache_ok = true;
 	return 0;
 fail:
 	store__fail_db(err, u->db, "load messages");
 	store__rollback(u);
 	return -1;
+}
+
+/*
+ * The view cache: a snapshot of a large mailbox's message list, so that
+ * opening it reads one blob and then only what changed since (by modseq)
+ * instead of every row. Written when a view closes, if the mailbox is large
+ * and the snapshot is missing or far behind. Host byte order: the index is
+ * not meant to move between machines (it can always be rebuilt).
+ */
+#define VIEW_CACHE_MIN_MESSAGES 1000
+#define VIEW_CACHE_MAGIC 0x5445524eU /* "TERN" */
+
+struct view_cache_header {
+	uint32_t magic;
+	uint32_t msg_size;      /* sizeof(struct store_msg) when written */
+	uint32_t count;
+	uint32_t reserved;
+};
+
+static void view_cache_load(struct store_mailbox *mb)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(mb->user->db, "SELECT uidvalidity, highestmodseq, uidnext, data"
+			       " FROM view_cache WHERE mailbox_id = ?", -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(st, 1, mb->id);
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    (uint32_t)sqlite3_column_int64(st, 0) == mb->uidvalidity) {
+		const unsigned char *data = sqlite3_column_blob(st, 3);
+		size_t len = (size_t)sqlite3_column_bytes(st, 3);
+		struct view_cache_header h;
+
+		if (data != NULL && len >= sizeof(h)) {
+			memcpy(&h, data, sizeof(h));
+			if (h.magic == VIEW_CACHE_MAGIC && h.msg_size == sizeof(struct store_msg) &&
+			    len == sizeof(h) + (size_t)h.count * sizeof(struct store_msg)) {
+				mb->cap = h.count > 64 ? h.count : 64;
+				mb->msgs = xrealloc(mb->msgs, mb->cap * sizeof(*mb->msgs));
+				memcpy(mb->msgs, data + sizeof(h), (size_t)h.count * sizeof(*mb->msgs));
+				mb->count = h.count;
+				mb->highestmodseq = (uint64_t)sqlite3_column_int64(st, 1);
+				mb->uidnext = (uint32_t)sqlite3_column_int64(st, 2);
+				mb->cache_modseq = mb->highestmodseq;
+			}
+		}
+	}
+	sqlite3_finalize(st);
+}
+
+static void view_cache_save(struct store_mailbox *mb)
+{
+	struct store_error err = { 0 };
+	struct view_cache_header h = {
+		.magic = VIEW_CACHE_MAGIC, .msg_size = sizeof(struct store_msg), .count = mb->count,
+	};
+	size_t len = sizeof(h) + (size_t)mb->count * sizeof(*mb->msgs);
+	unsigned char *data = xcalloc(1, len);
+	sqlite3_stmt *st;
+
+	memcpy(data, &h, sizeof(h));
+	memcpy(data + sizeof(h), mb->msgs, (size_t)mb->count * sizeof(*mb->msgs));
+	if (store__begin(mb->user, false, &err) == 0) {
+		if (sqlite3_prepare_v2(mb->user->db, "INSERT OR REPLACE INTO view_cache"
+				       " VALUES (?, ?, ?, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, mb->id);
+			sqlite3_bind_int64(st, 2, mb->uidvalidity);
+			sqlite3_bind_int64(st, 3, (sqlite3_int64)mb->highestmodseq);
+			sqlite3_bind_int64(st, 4, mb->uidnext);
+			sqlite3_bind_blob(st, 5, data, (int)len, SQLITE_STATIC);
+			sqlite3_step(st);
+			sqlite3_finalize(st);
+		}
+		if (store__commit(mb->user, &err) < 0)
+			log_debug("view cache not saved: %s", err.msg);
+	}
+	free(data);
 }
 
 int store_mailbox_open(struct store_user *u, const char *name, struct store_mailbox **mb_r,
@@ -159,9 +239,11 @@ int store_mailbox_open(struct store_user *u, const char *name, struct store_mail
 	mb->folder = store__folder_path(u, name, err);
 	mb->id = row.id;
 	mb->uidvalidity = row.uidvalidity;
-	/* An empty view at modseq 0: the refresh loads every message. */
+	/* From the snapshot if there is one, else from an empty view at modseq
+	 * 0; the refresh then loads what changed since. */
 	mb->uidnext = 0;
 	mb->highestmodseq = 0;
+	view_cache_load(mb);
 	if (store__keywords_load(mb->folder, &mb->keywords, &mb->keyword_count, err) < 0 ||
 	    store__view_refresh(mb, err) < 0) {
 		store_mailbox_close(&mb);
@@ -177,6 +259,11 @@ void store_mailbox_close(struct store_mailbox **mbp)
 
 	if (mb == NULL)
 		return;
+	/* Refresh the snapshot when the mailbox is large and the snapshot is
+	 * missing or more than a tenth of the mailbox behind. */
+	if (mb->count >= VIEW_CACHE_MIN_MESSAGES && mb->cache_ok &&
+	    (mb->cache_modseq == 0 || mb->changes_since_cache > mb->count / 10))
+		view_cache_save(mb);
 	store__keywords_free(mb->keywords, mb->keyword_count);
 	free(mb->msgs);
 	free(mb->name);
