@@ -21,6 +21,7 @@
 
 #include "storage/storage.h"
 
+#include <sqlite3.h>
 #include <uv.h>
 
 struct fixture {
@@ -632,6 +633,58 @@ static void test_copy_and_move(void **state)
 	store_mailbox_close(&mb);
 }
 
+/* A large mailbox opens from its snapshot plus what changed since; the
+ * result must equal a view read row by row. */
+static void test_view_cache_matches_index(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	char path[4096];
+
+	for (unsigned i = 0; i < 1500; i++) {
+		snprintf(path, sizeof(path), "%s/Maildir/cur/%u.M1P1.t,S=14,W=17:2,%s", f->dir,
+			 1700000000 + i, i % 2 ? "S" : "");
+		write_file(path, "Subject: v\n\nv\n");
+	}
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	assert_int_equal(store_mailbox_count(mb), 1500);
+	store_mailbox_close(&mb); /* writes the snapshot */
+
+	/* Changes after the snapshot: flags, expunges, a new message. */
+	mb = open_mb(f->u, "INBOX");
+	uint32_t some[3] = { 5, 700, 1400 };
+
+	assert_int_equal(store_mailbox_set_flags(mb, some, 3, STORE_FLAGS_ADD, STORE_FLAG_FLAGGED,
+						 NULL, 0, 0, NULL, &err), 0);
+	uint32_t gone[2] = { 1, 1499 };
+
+	assert_int_equal(store_mailbox_expunge(mb, gone, 2, &err), 0);
+	store_mailbox_close(&mb);
+	uint32_t fresh = save(f->u, "INBOX", "Subject: new\n\nn\n", 0);
+
+	struct store_mailbox *cached = open_mb(f->u, "INBOX");
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/index.sqlite", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM view_cache", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct store_mailbox *direct = open_mb(f->u, "INBOX");
+
+	assert_int_equal(store_mailbox_count(cached), 1499);
+	assert_int_equal(store_mailbox_count(direct), 1499);
+	assert_memory_equal(store_mailbox_msg(cached, 1), store_mailbox_msg(direct, 1),
+			    1499 * sizeof(struct store_msg));
+	assert_int_equal(store_mailbox_msg(cached, 1499)->uid, fresh);
+	assert_true(store_mailbox_msg(cached, store_mailbox_seq(cached, 700))->flags &
+		    STORE_FLAG_FLAGGED);
+	assert_int_equal(store_mailbox_seq(cached, 1), 0);
+	store_mailbox_close(&direct);
+	store_mailbox_close(&cached);
+}
+
 struct saver_arg {
 	const char *dir;
 	int count;
@@ -770,6 +823,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_index_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_and_move, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_view_cache_matches_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_saves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_sees_delivery, setup, teardown),
 	};
