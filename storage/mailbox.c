@@ -58,7 +58,8 @@ int store__mbox_register(struct store_user *u, const char *name, const char *fol
 	row_r->modseq_ceiling = us.modseq_ceiling;
 	if (sqlite3_prepare_v2(u->db,
 			       "INSERT INTO mailbox (name, uidvalidity, uidnext, highestmodseq,"
-			       " special_use, uid_ceiling, modseq_ceiling) VALUES (?, ?, ?, ?, ?, ?, ?)",
+			       " special_use, uid_ceiling, modseq_ceiling, history_modseq)"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?4)",
 			       -1, &st, NULL) != SQLITE_OK)
 		return store__fail_db(err, u->db, "insert mailbox");
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -74,6 +75,7 @@ int store__mbox_register(struct store_user *u, const char *name, const char *fol
 	if (rc != SQLITE_DONE)
 		return store__fail_db(err, u->db, "insert mailbox");
 	row_r->id = sqlite3_last_insert_rowid(u->db);
+	row_r->history_modseq = row_r->highestmodseq;
 	return 0;
 }
 

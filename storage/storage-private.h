@@ -51,6 +51,7 @@ struct store_mbox_row {
 	int64_t cur_mtime;
 	uint32_t uid_ceiling;       /* as in tern-uidstate */
 	uint64_t modseq_ceiling;
+	uint64_t history_modseq;    /* expunges known from here on */
 };
 
 struct store_mailbox {
@@ -66,6 +67,7 @@ struct store_mailbox {
 	uint32_t cap;
 	char **keywords;        /* the folder's keyword list */
 	unsigned keyword_count;
+	uint64_t history_start;  /* expunge history complete from this modseq */
 	uint64_t cache_modseq;  /* modseq of the view cache loaded, 0: none */
 	uint32_t changes_since_cache;
 	bool cache_ok;          /* the view is complete and current */

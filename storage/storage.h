@@ -262,6 +262,16 @@ int store_mailbox_copy(struct store_mailbox *mb, const uint32_t *uids, size_t co
 		       const char *dest, bool move, uint32_t *dest_uidvalidity_r,
 		       uint32_t *dest_uids_r, struct store_error *err);
 
+/*
+ * UIDs expunged after modseq (QRESYNC VANISHED (EARLIER)), ascending, in a.
+ * *complete_r is false when the history may be incomplete before that
+ * modseq (after a rebuild): a client must then be told about every UID it
+ * knows that is not in the mailbox.
+ */
+int store_mailbox_expunged_since(struct store_mailbox *mb, uint64_t modseq, struct arena *a,
+				 uint32_t **uids_r, size_t *count_r, bool *complete_r,
+				 struct store_error *err);
+
 /* ------------------------------------------------------------- reading */
 
 struct store_reader;

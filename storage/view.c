@@ -239,6 +239,7 @@ int store_mailbox_open(struct store_user *u, const char *name, struct store_mail
 	mb->folder = store__folder_path(u, name, err);
 	mb->id = row.id;
 	mb->uidvalidity = row.uidvalidity;
+	mb->history_start = row.history_modseq;
 	/* From the snapshot if there is one, else from an empty view at modseq
 	 * 0; the refresh then loads what changed since. */
 	mb->uidnext = 0;
@@ -526,4 +527,42 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t
 fail:
 	store__rollback(u);
 	return -1;
+}
+
+int store_mailbox_expunged_since(struct store_mailbox *mb, uint64_t modseq, struct arena *a,
+				 uint32_t **uids_r, size_t *count_r, bool *complete_r,
+				 struct store_error *err)
+{
+	struct store_user *u = mb->user;
+	sqlite3_stmt *st;
+	uint32_t *uids = NULL;
+	size_t count = 0, cap = 0;
+	int rc;
+
+	/* The history starts where the folder was (re)registered: a rebuild
+	 * starts highestmodseq at the reservation and forgets older expunges. */
+	*complete_r = modseq >= mb->history_start;
+	if (sqlite3_prepare_v2(u->db, "SELECT uid FROM expunged WHERE mailbox_id = ? AND"
+			       " modseq > ? ORDER BY uid", -1, &st, NULL) != SQLITE_OK)
+		return store__fail_db(err, u->db, "expunged");
+	sqlite3_bind_int64(st, 1, mb->id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)modseq);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			size_t ncap = cap == 0 ? 64 : cap * 2;
+			uint32_t *n = arena_alloc(a, ncap * sizeof(*n));
+
+			if (count > 0)
+				memcpy(n, uids, count * sizeof(*n));
+			uids = n;
+			cap = ncap;
+		}
+		uids[count++] = (uint32_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store__fail_db(err, u->db, "expunged");
+	*uids_r = uids;
+	*count_r = count;
+	return 0;
 }

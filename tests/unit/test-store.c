@@ -265,8 +265,25 @@ static void test_flags_keywords_expunge(void **state)
 		with_kw += strstr(names[i], ":2,FSab") != NULL;
 	assert_int_equal(with_kw, 2);
 
+	uint64_t before_expunge = store_mailbox_highestmodseq(mb);
+
 	assert_int_equal(store_mailbox_expunge(mb, &uids[1], 1, &err), 0);
 	assert_int_equal(store_mailbox_count(mb), 2);
+	/* QRESYNC: what vanished since a modseq. */
+	struct arena *a = arena_new(0);
+	uint32_t *vanished;
+	size_t nvanished;
+	bool complete;
+
+	assert_int_equal(store_mailbox_expunged_since(mb, before_expunge, a, &vanished,
+						      &nvanished, &complete, &err), 0);
+	assert_int_equal(nvanished, 1);
+	assert_int_equal(vanished[0], uids[1]);
+	assert_true(complete);
+	assert_int_equal(store_mailbox_expunged_since(mb, store_mailbox_highestmodseq(mb), a,
+						      &vanished, &nvanished, &complete, &err), 0);
+	assert_int_equal(nvanished, 0);
+	arena_free(&a);
 	assert_int_equal(store_mailbox_seq(mb, uids[2]), 2);
 	assert_true(store_mailbox_highestmodseq(mb) > m1);
 	store_mailbox_close(&mb);
@@ -466,6 +483,16 @@ static void test_rebuild_keeps_uids_and_flags(void **state)
 	/* Neither UIDs nor modseqs go back. */
 	assert_true(store_mailbox_uidnext(mb) > uids[3]);
 	assert_true(store_mailbox_highestmodseq(mb) >= modseq);
+	/* The expunge history before the rebuild is gone, and says so. */
+	struct arena *ar = arena_new(0);
+	uint32_t *vanished;
+	size_t nvanished;
+	bool complete = true;
+
+	assert_int_equal(store_mailbox_expunged_since(mb, 1, ar, &vanished, &nvanished,
+						      &complete, &err), 0);
+	assert_false(complete);
+	arena_free(&ar);
 	store_mailbox_close(&mb);
 	uint32_t next = save(f->u, "INBOX", "Subject: after\n\nx\n", 0);
 
