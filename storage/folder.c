@@ -176,3 +176,31 @@ void store__remove_tree(const char *path)
 	}
 	rmdir(path);
 }
+
+int store__write_file_atomic(const char *dir, const char *name, const void *data, size_t len,
+			     struct store_error *err)
+{
+	char path[4096], tmp[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s.%d", dir, name, (int)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return store__fail_errno(err, errno, "create %s", tmp);
+	if ((len > 0 && write(fd, data, len) != (ssize_t)len) || fsync(fd) < 0) {
+		int e = errno == 0 ? ENOSPC : errno;
+
+		close(fd);
+		unlink(tmp);
+		return store__fail_errno(err, e, "write %s", tmp);
+	}
+	close(fd);
+	if (rename(tmp, path) < 0) {
+		int e = errno;
+
+		unlink(tmp);
+		return store__fail_errno(err, e, "rename %s", path);
+	}
+	return store__fsync_dir(dir, err);
+}

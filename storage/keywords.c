@@ -67,33 +67,17 @@ int store__keywords_load(const char *folder, char ***list_r, unsigned *count_r,
 static int keywords_write(const char *folder, char **list, unsigned count,
 			  struct store_error *err)
 {
-	char path[4096], tmp[4096];
+	struct buf text;
 
-	snprintf(path, sizeof(path), "%s/" STORE_KEYWORDS_FILE, folder);
-	snprintf(tmp, sizeof(tmp), "%s/tmp/" STORE_KEYWORDS_FILE ".%d", folder, (int)getpid());
-	FILE *f = fopen(tmp, "we");
-
-	if (f == NULL)
-		return store__fail_errno(err, errno, "create %s", tmp);
+	buf_init(&text, 64 * 1024);
 	for (unsigned i = 0; i < count; i++) {
 		if (list[i][0] != '\0')
-			fprintf(f, "%u %s\n", i, list[i]);
+			buf_printf(&text, "%u %s\n", i, list[i]);
 	}
-	if (fflush(f) != 0 || fsync(fileno(f)) < 0) {
-		int e = errno;
+	int ret = store__write_file_atomic(folder, STORE_KEYWORDS_FILE, text.data, text.len, err);
 
-		fclose(f);
-		unlink(tmp);
-		return store__fail_errno(err, e, "write %s", tmp);
-	}
-	fclose(f);
-	if (rename(tmp, path) < 0) {
-		int e = errno;
-
-		unlink(tmp);
-		return store__fail_errno(err, e, "rename %s", path);
-	}
-	return store__fsync_dir(folder, err);
+	buf_release(&text);
+	return ret;
 }
 
 int store__keyword_index(const char *folder, char ***list, unsigned *count,

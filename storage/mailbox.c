@@ -390,39 +390,21 @@ out:
  * transaction that changed it). */
 static int subscriptions_save(struct store_user *u, struct store_error *err)
 {
-	char path[4096], tmp[4096];
+	struct buf text;
 	sqlite3_stmt *st;
 
-	snprintf(path, sizeof(path), "%s/" SUBSCRIPTIONS_FILE, u->maildir);
-	snprintf(tmp, sizeof(tmp), "%s/tmp/" SUBSCRIPTIONS_FILE ".%d", u->maildir, (int)getpid());
-	FILE *f = fopen(tmp, "we");
-
-	if (f == NULL)
-		return store__fail_errno(err, errno, "create %s", tmp);
 	if (sqlite3_prepare_v2(u->db, "SELECT name FROM subscription ORDER BY name", -1, &st,
-			       NULL) != SQLITE_OK) {
-		fclose(f);
-		unlink(tmp);
+			       NULL) != SQLITE_OK)
 		return store__fail_db(err, u->db, "subscriptions");
-	}
+	buf_init(&text, SIZE_MAX / 2);
 	while (sqlite3_step(st) == SQLITE_ROW)
-		fprintf(f, "%s\n", (const char *)sqlite3_column_text(st, 0));
+		buf_printf(&text, "%s\n", (const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
-	if (fflush(f) != 0 || fsync(fileno(f)) < 0) {
-		int e = errno;
+	int ret = store__write_file_atomic(u->maildir, SUBSCRIPTIONS_FILE, text.data, text.len,
+					   err);
 
-		fclose(f);
-		unlink(tmp);
-		return store__fail_errno(err, e, "write %s", tmp);
-	}
-	fclose(f);
-	if (rename(tmp, path) < 0) {
-		int e = errno;
-
-		unlink(tmp);
-		return store__fail_errno(err, e, "rename %s", path);
-	}
-	return 0;
+	buf_release(&text);
+	return ret;
 }
 
 int store__subscriptions_load(struct store_user *u, struct store_error *err)

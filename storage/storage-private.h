@@ -136,6 +136,10 @@ int store__fsync_path(const char *path, struct store_error *err);
 int store__file_vsize(const char *path, uint64_t *size_r, uint64_t *vsize_r,
 		      struct store_error *err);
 int64_t store__now_ns(void);
+/* Replace dir/name with data: written to dir/tmp/, synced, renamed over,
+ * and the directory synced (for the small state files of a folder). */
+int store__write_file_atomic(const char *dir, const char *name, const void *data, size_t len,
+			     struct store_error *err);
 /* rm -r, best effort (for folders already unlinked from the index). */
 void store__remove_tree(const char *path);
 int64_t store__mtime_ns(const char *path);

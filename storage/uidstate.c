@@ -59,37 +59,16 @@ int store__uidstate_read(const char *folder, struct store_uidstate *st_r,
 	return 1;
 }
 
-/* Write to a temporary name, fsync, rename over, fsync the folder. */
 int store__uidstate_write(const char *folder, const struct store_uidstate *st,
 			  struct store_error *err)
 {
-	char path[4096], tmp[4096], text[256];
+	char text[256];
 	int len = snprintf(text, sizeof(text),
 			   "uidvalidity %" PRIu32 "\nuid_ceiling %" PRIu32
 			   "\nmodseq_ceiling %" PRIu64 "\n",
 			   st->uidvalidity, st->uid_ceiling, st->modseq_ceiling);
 
-	snprintf(path, sizeof(path), "%s/" STORE_UIDSTATE_FILE, folder);
-	snprintf(tmp, sizeof(tmp), "%s/tmp/" STORE_UIDSTATE_FILE ".%d", folder, (int)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-	if (fd < 0)
-		return store__fail_errno(err, errno, "create %s", tmp);
-	if (write(fd, text, (size_t)len) != len || fsync(fd) < 0) {
-		int e = errno == 0 ? EIO : errno;
-
-		close(fd);
-		unlink(tmp);
-		return store__fail_errno(err, e, "write %s", tmp);
-	}
-	close(fd);
-	if (rename(tmp, path) < 0) {
-		int e = errno;
-
-		unlink(tmp);
-		return store__fail_errno(err, e, "rename %s", path);
-	}
-	return store__fsync_dir(folder, err);
+	return store__write_file_atomic(folder, STORE_UIDSTATE_FILE, text, (size_t)len, err);
 }
 
 int store__uidstate_reserve(const char *folder, struct store_mbox_row *row, uint32_t uid,
