@@ -3,7 +3,8 @@
  * (the same file, a new name carrying the destination UID), or a copy of
  * the bytes where the file system cannot link. A message keeps its GUID.
  * Everything happens in one durable transaction: the destination gets its
- * UIDs and, for a move, the source its expunges, or nothing happens at all.
+ * UIDs and, for a move, the source its expunges, or nothing happens at all
+ * (the names are put back when the transaction fails).
  */
 #include "storage-private.h"
 
@@ -106,7 +107,8 @@ static int map_keywords(struct store_mailbox *mb, uint64_t src, const char *dst_
 
 struct created {
 	char path[4096];        /* the new name in the destination */
-	char src_path[4096];    /* the source file (removed after a move) */
+	char src_path[4096];    /* the source file (removed by a move) */
+	bool src_removed;       /* a move removed the source name already */
 };
 
 int store_mailbox_copy(struct store_mailbox *mb, const uint32_t *uids, size_t count,
@@ -194,7 +196,9 @@ int store_mailbox_copy(struct store_mailbox *mb, const uint32_t *uids, size_t co
 		snprintf(src_path, sizeof(src_path), "%s/%s", mb->folder, m.filename);
 		snprintf(made[nmade].src_path, sizeof(made[nmade].src_path), "%s", src_path);
 		snprintf(made[nmade].path, sizeof(made[nmade].path), "%s/%s", dst_folder, relname);
-		if (link(src_path, made[nmade].path) < 0) {
+		bool linked = link(src_path, made[nmade].path) == 0;
+
+		if (!linked) {
 			if (errno != EXDEV && errno != EPERM && errno != EMLINK) {
 				store__fail_errno(err, errno, "link %s", src_path);
 				goto rollback;
@@ -202,6 +206,10 @@ int store_mailbox_copy(struct store_mailbox *mb, const uint32_t *uids, size_t co
 			if (copy_bytes(src_path, made[nmade].path, err) < 0)
 				goto rollback;
 		}
+		/* A move takes the source name away now, while the new name
+		 * holds the file: the message always has one name, and an
+		 * interrupted move leaves it in one folder only. */
+		made[nmade].src_removed = move && linked && unlink(src_path) == 0;
 		nmade++;
 		char sql[160];
 		sqlite3_stmt *st;
@@ -271,19 +279,27 @@ int store_mailbox_copy(struct store_mailbox *mb, const uint32_t *uids, size_t co
 	snprintf(cur, sizeof(cur), "%s/cur", dst_folder);
 	if (any && store__fsync_dir(cur, err) < 0)
 		goto out;
-	/* For a move, the source files go last: if this is cut short, a sync
-	 * finds them again as messages the index no longer has (new UIDs in
-	 * the source) — a duplicate at worst, never a loss. */
-	for (size_t i = 0; move && i < nmade; i++)
-		unlink(made[i].src_path);
+	/* Copied bytes (no link possible): the source goes after the commit;
+	 * cut short, a sync finds it again — a duplicate, never a loss. */
+	for (size_t i = 0; move && i < nmade; i++) {
+		if (!made[i].src_removed)
+			unlink(made[i].src_path);
+	}
 	*dest_uidvalidity_r = dst_row.uidvalidity;
 	ret = 0;
 	goto out;
 rollback:
 	store__rollback(u);
 undo_files:
-	for (size_t i = 0; i < nmade; i++)
+	for (size_t i = 0; i < nmade; i++) {
+		if (made[i].src_removed && link(made[i].path, made[i].src_path) < 0) {
+			/* Keep the only name the message has left. */
+			log_error("cannot restore %s after a failed move: %s", made[i].src_path,
+				  strerror(errno));
+			continue;
+		}
 		unlink(made[i].path);
+	}
 out:
 	store__keywords_free(dst_keywords, dst_keyword_count);
 	free(dst_folder);

@@ -32,28 +32,40 @@ char *store__folder_path(struct store_user *u, const char *name, struct store_er
 	return path;
 }
 
+/* 1 when created, 0 when it existed. */
 static int mkdir_one(const char *path, struct store_error *err)
 {
-	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+	if (mkdir(path, 0700) == 0)
+		return 1;
+	if (errno != EEXIST)
 		return store__fail_errno(err, errno, "mkdir %s", path);
 	return 0;
 }
 
 /* cur/ new/ tmp/ (and for Maildir++ subfolders, the maildirfolder marker),
- * then the parent's entry made durable. */
+ * whichever are missing, then the parent's entry made durable. */
 int store__folder_create_dirs(const char *folder, bool is_inbox, struct store_error *err)
 {
 	static const char *const subdirs[] = { "cur", "new", "tmp" };
 	size_t n = strlen(folder) + 32;
 	char *path = xcalloc(1, n);
-	int ret = -1;
+	int ret = -1, made;
+	bool created = false;
 
-	if (mkdir_one(folder, err) < 0)
+	if ((made = mkdir_one(folder, err)) < 0)
 		goto out;
+	created |= made > 0;
 	for (size_t i = 0; i < N_ELEMENTS(subdirs); i++) {
 		snprintf(path, n, "%s/%s", folder, subdirs[i]);
-		if (mkdir_one(path, err) < 0)
+		if ((made = mkdir_one(path, err)) < 0)
 			goto out;
+		created |= made > 0;
+	}
+	/* Complete already: nothing to make durable (this runs for every
+	 * folder registration, including ones a crash left half made). */
+	if (!created) {
+		ret = 0;
+		goto out;
 	}
 	if (!is_inbox) {
 		snprintf(path, n, "%s/maildirfolder", folder);

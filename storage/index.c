@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define SCHEMA_VERSION 1
 #define BUSY_TIMEOUT_MS 10000
@@ -78,6 +79,14 @@ static const char view_cache_schema[] =
 	"  uidnext INTEGER NOT NULL,"
 	"  data BLOB NOT NULL);";
 
+static bool index_stat(struct store_user *u, struct stat *st)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/" STORE_INDEX_FILE, u->dir);
+	return stat(path, st) == 0;
+}
+
 int store__exec(struct store_user *u, const char *sql, struct store_error *err)
 {
 	if (sqlite3_exec(u->db, sql, NULL, NULL, NULL) != SQLITE_OK)
@@ -121,7 +130,18 @@ int store__index_open(struct store_user *u, struct store_error *err)
 		store__index_close(u);
 		return ret;
 	}
+	struct stat st;
+
+	if (index_stat(u, &st)) {
+		u->index_ino = st.st_ino;
+		u->index_dev = st.st_dev;
+	}
 	sqlite3_busy_timeout(u->db, BUSY_TIMEOUT_MS);
+	/* Keep -wal and -shm when the last connection closes: the next session
+	 * then need not create them, and can read even on a full disk. */
+	int persist = 1;
+
+	sqlite3_file_control(u->db, NULL, SQLITE_FCNTL_PERSIST_WAL, &persist);
 	sqlite3_extended_result_codes(u->db, 1);
 	if (store__exec(u, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 			"PRAGMA foreign_keys=OFF; PRAGMA cache_size=-8192;", err) < 0)
@@ -168,8 +188,34 @@ void store__index_close(struct store_user *u)
 	}
 }
 
+
+/*
+ * Another process may have found the index damaged or missing and put a
+ * new one in its place: a writer that went on with the old file would hand
+ * out UIDs the new index does not know. So every write transaction first
+ * checks that the file is still the one opened, and follows it if not.
+ */
+static int follow_replaced_index(struct store_user *u, struct store_error *err)
+{
+	struct stat st;
+
+	if (index_stat(u, &st) && st.st_ino == u->index_ino && st.st_dev == u->index_dev)
+		return 0;
+	log_warn("index of %s was replaced or removed: opening the current one", u->dir);
+	store__index_close(u);
+	int fresh = store__index_open(u, err);
+
+	if (fresh < 0)
+		return -1;
+	if (fresh > 0 || store__index_needs_rebuild(u))
+		return store__rebuild(u, err);
+	return 0;
+}
+
 int store__begin(struct store_user *u, bool durable, struct store_error *err)
 {
+	if (follow_replaced_index(u, err) < 0)
+		return -1;
 	/* The level applies to the next commit; it cannot change inside a
 	 * transaction. */
 	if (store__exec(u, durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
@@ -251,13 +297,15 @@ int store__mbox_save_ceilings(struct store_user *u, const struct store_mbox_row 
 bool store__index_needs_rebuild(struct store_user *u)
 {
 	sqlite3_stmt *st;
-	bool needed = false;
+	bool needed = true;
 
-	if (sqlite3_prepare_v2(u->db, "SELECT value FROM meta WHERE key = 'rebuild'", -1,
-			       &st, NULL) != SQLITE_OK)
+	/* Also an index without even INBOX: created, but the rebuild that
+	 * fills it never ran. */
+	if (sqlite3_prepare_v2(u->db, "SELECT (SELECT value FROM meta WHERE key = 'rebuild'),"
+			       " (SELECT count(*) FROM mailbox)", -1, &st, NULL) != SQLITE_OK)
 		return true;
 	if (sqlite3_step(st) == SQLITE_ROW)
-		needed = sqlite3_column_int(st, 0) != 0;
+		needed = sqlite3_column_int(st, 0) != 0 || sqlite3_column_int(st, 1) == 0;
 	sqlite3_finalize(st);
 	return needed;
 }

@@ -35,7 +35,10 @@ int store__mbox_register(struct store_user *u, const char *name, const char *fol
 	sqlite3_stmt *st;
 
 	memset(row_r, 0, sizeof(*row_r));
-	if (store__uidstate_read(folder, &us, err) < 0)
+	/* A folder another program (or a crash) left without all of cur/
+	 * new/ tmp/ is completed. */
+	if (store__folder_create_dirs(folder, strcmp(name, "INBOX") == 0, err) < 0 ||
+	    store__uidstate_read(folder, &us, err) < 0)
 		return -1;
 	if (us.uidvalidity == 0) {
 		/* A new folder. */

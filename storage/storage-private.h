@@ -24,11 +24,15 @@
  * most 10 ms); the other for those that keep whole seconds. */
 #define STORE_MTIME_SETTLE_NS (2LL * 1000000000LL)
 #define STORE_MTIME_SETTLE_FINE_NS (50LL * 1000000LL)
+/* Folders with fewer messages are scanned in full whenever opened. */
+#define STORE_RESCAN_AT_OPEN_MAX 1000
 
 struct store_user {
 	char *dir;              /* user directory */
 	char *maildir;          /* <dir>/Maildir */
 	sqlite3 *db;
+	dev_t index_dev;        /* the index file opened, to notice a new one */
+	ino_t index_ino;
 	struct store_quota quota;
 	bool has_quota;
 };

@@ -551,14 +551,32 @@ int store__sync_folder_opts(struct store_user *u, const char *name, bool force,
 	int64_t now = store__now_ns();
 
 	if (store__uidstate_reserve(folder, &sc.row, 0, sc.modseq, err) < 0 ||
-	    reconcile(&sc, err) < 0 || save_row(&sc, settled(new_mtime, now),
-						settled(cur_mtime, now), err) < 0) {
+	    reconcile(&sc, err) < 0) {
 		free(sc.used_uids);
 		store__rollback(u);
 		goto out;
 	}
 	free(sc.used_uids);
+	int64_t keep_new = settled(new_mtime, now), keep_cur = settled(cur_mtime, now);
+
+	if (!sc.changed && keep_new == row.new_mtime && keep_cur == row.cur_mtime &&
+	    sc.row.uid_ceiling == row.uid_ceiling && sc.row.modseq_ceiling == row.modseq_ceiling) {
+		/* Nothing to write: reading works on a full disk too. */
+		store__rollback(u);
+		ret = 0;
+		goto out;
+	}
+	if (save_row(&sc, keep_new, keep_cur, err) < 0) {
+		store__rollback(u);
+		goto out;
+	}
 	ret = store__commit(u, err);
+	if (ret < 0 && !sc.changed) {
+		/* Only the directory times were to be remembered: a hint, not
+		 * worth failing a read for (a full disk, say). */
+		log_debug("sync of %s: %s", name, err->msg);
+		ret = 0;
+	}
 out:
 	free(folder);
 	return ret;

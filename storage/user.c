@@ -86,7 +86,7 @@ static void remove_deleted_leftovers(struct store_user *u)
 	closedir(d);
 }
 
-static int index_open_or_rebuild(struct store_user *u, struct store_error *err)
+static int index_open_or_rebuild(struct store_user *u, bool create, struct store_error *err)
 {
 	int fresh = store__index_open(u, err);
 
@@ -98,9 +98,13 @@ static int index_open_or_rebuild(struct store_user *u, struct store_error *err)
 	}
 	if (fresh < 0)
 		return -1;
-	if (fresh > 0 || store__index_needs_rebuild(u))
-		return store__rebuild(u, err);
-	return 0;
+	if (fresh == 0 && !store__index_needs_rebuild(u))
+		return 0;
+	/* A new user, or a creation a crash cut short: the default folders
+	 * that are missing are made (once: only with a new index). */
+	if (create && create_layout(u, err) < 0)
+		return -1;
+	return store__rebuild(u, err);
 }
 
 int store_user_open(const char *user_dir, const struct store_user_options *opt,
@@ -116,8 +120,10 @@ int store_user_open(const char *user_dir, const struct store_user_options *opt,
 		u->quota = *opt->quota;
 		u->has_quota = true;
 	}
+	bool create = opt != NULL && opt->create;
+
 	if (!is_dir(u->maildir)) {
-		if (opt == NULL || !opt->create) {
+		if (!create) {
 			store__fail(err, STORE_ERR_NOTFOUND, "no Maildir in %s", user_dir);
 			goto fail;
 		}
@@ -125,7 +131,7 @@ int store_user_open(const char *user_dir, const struct store_user_options *opt,
 			goto fail;
 	}
 	remove_deleted_leftovers(u);
-	if (index_open_or_rebuild(u, err) < 0)
+	if (index_open_or_rebuild(u, create, err) < 0)
 		goto fail;
 	*u_r = u;
 	return 0;

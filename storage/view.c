@@ -74,6 +74,22 @@ static void view_remove(struct store_mailbox *mb, uint32_t uid)
 	mb->count--;
 }
 
+/* Another process may have added keywords to the folder: a bit without a
+ * name in this view means the list must be read again. */
+static int reload_keywords_if_needed(struct store_mailbox *mb, struct store_error *err)
+{
+	uint64_t all = 0;
+
+	for (uint32_t i = 0; i < mb->count; i++)
+		all |= mb->msgs[i].keywords;
+	if (mb->keyword_count >= 64 || (all >> mb->keyword_count) == 0)
+		return 0;
+	store__keywords_free(mb->keywords, mb->keyword_count);
+	mb->keywords = NULL;
+	mb->keyword_count = 0;
+	return store__keywords_load(mb->folder, &mb->keywords, &mb->keyword_count, err);
+}
+
 /* Bring the view up to the index: rows changed and rows expunged since
  * the view's highestmodseq. */
 int store__view_refresh(struct store_mailbox *mb, struct store_error *err)
@@ -132,7 +148,7 @@ int store__view_refresh(struct store_mailbox *mb, struct store_error *err)
 	mb->uidnext = row.uidnext;
 	mb->highestmodseq = row.highestmodseq;
 	mb->cache_ok = true;
-	return 0;
+	return reload_keywords_if_needed(mb, err);
 fail:
 	store__fail_db(err, u->db, "load messages");
 	store__rollback(u);
@@ -216,6 +232,21 @@ static void view_cache_save(struct store_mailbox *mb)
 	free(data);
 }
 
+static int64_t folder_message_count(struct store_user *u, int64_t id)
+{
+	sqlite3_stmt *st;
+	int64_t n = INT64_MAX;
+
+	if (sqlite3_prepare_v2(u->db, "SELECT count(*) FROM message WHERE mailbox_id = ?", -1,
+			       &st, NULL) != SQLITE_OK)
+		return n;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
 int store_mailbox_open(struct store_user *u, const char *name, struct store_mailbox **mb_r,
 		       struct store_error *err)
 {
@@ -230,7 +261,11 @@ int store_mailbox_open(struct store_user *u, const char *name, struct store_mail
 			store__fail(err, STORE_ERR_NOTFOUND, "no mailbox %s", name);
 		return -1;
 	}
-	if (store__sync_folder(u, name, false, err) < 0 || store__mbox_get(u, name, &row, err) < 0)
+	/* Small folders are scanned in full at every open, which also heals an
+	 * index that lost a row; large ones only when their directories moved. */
+	bool small = folder_message_count(u, row.id) < STORE_RESCAN_AT_OPEN_MAX;
+
+	if (store__sync_folder(u, name, small, err) < 0 || store__mbox_get(u, name, &row, err) < 0)
 		return -1;
 	struct store_mailbox *mb = xcalloc(1, sizeof(*mb));
 
@@ -385,6 +420,41 @@ static int rename_for_flags(struct store_mailbox *mb, const char *filename, uint
 	return 0;
 }
 
+/* File renames made inside a transaction, to put back if it fails. */
+struct renames {
+	char (*pairs)[2][640];  /* old and new names relative to the folder */
+	size_t count, cap;
+};
+
+static void renames_add(struct renames *r, const char *from, const char *to)
+{
+	if (r->count == r->cap) {
+		r->cap = r->cap == 0 ? 16 : r->cap * 2;
+		r->pairs = xrealloc(r->pairs, r->cap * sizeof(*r->pairs));
+	}
+	snprintf(r->pairs[r->count][0], sizeof(r->pairs[0][0]), "%s", from);
+	snprintf(r->pairs[r->count][1], sizeof(r->pairs[0][1]), "%s", to);
+	r->count++;
+}
+
+static void renames_undo(struct store_mailbox *mb, struct renames *r)
+{
+	char from[4096], to[4096];
+
+	for (size_t i = r->count; i > 0; i--) {
+		snprintf(from, sizeof(from), "%s/%s", mb->folder, r->pairs[i - 1][1]);
+		snprintf(to, sizeof(to), "%s/%s", mb->folder, r->pairs[i - 1][0]);
+		if (rename(from, to) < 0)
+			log_warn("cannot rename %s back: %s", from, strerror(errno));
+	}
+}
+
+static void renames_free(struct renames *r)
+{
+	free(r->pairs);
+	memset(r, 0, sizeof(*r));
+}
+
 int store_mailbox_set_flags(struct store_mailbox *mb, const uint32_t *uids, size_t count,
 			    enum store_flag_op op, uint32_t flags,
 			    const char *const *keywords, size_t keyword_count,
@@ -394,6 +464,7 @@ int store_mailbox_set_flags(struct store_mailbox *mb, const uint32_t *uids, size
 	struct store_mbox_row row;
 	uint64_t kwmask = 0;
 	size_t failed = 0;
+	struct renames renames = { 0 };
 
 	if (store__begin(u, false, err) < 0)
 		return -1;
@@ -443,6 +514,7 @@ int store_mailbox_set_flags(struct store_mailbox *mb, const uint32_t *uids, size
 				continue; /* removed by another program: sync will tell */
 			goto fail;
 		}
+		renames_add(&renames, filename, newrel);
 		sqlite3_stmt *st;
 
 		if (sqlite3_prepare_v2(u->db, "UPDATE message SET flags = ?, keywords = ?,"
@@ -469,12 +541,17 @@ int store_mailbox_set_flags(struct store_mailbox *mb, const uint32_t *uids, size
 	if (changed && bump_mailbox(mb, &row, modseq, err) < 0)
 		goto fail;
 	if (store__commit(u, err) < 0)
-		return -1;
+		goto undo;
+	renames_free(&renames);
 	if (failed_r != NULL)
 		*failed_r = failed;
 	return store__view_refresh(mb, err);
 fail:
 	store__rollback(u);
+undo:
+	/* The index keeps the old flags: so must the file names. */
+	renames_undo(mb, &renames);
+	renames_free(&renames);
 	return -1;
 }
 
@@ -484,6 +561,8 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t
 	struct store_user *u = mb->user;
 	struct store_mbox_row row;
 	bool changed = false;
+	struct renames hidden_files = { 0 };
+	char path[4096];
 
 	if (store__begin(u, true, err) < 0)
 		return -1;
@@ -494,7 +573,7 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t
 	if (store__uidstate_reserve(mb->folder, &row, 0, modseq, err) < 0)
 		goto fail;
 	for (size_t i = 0; i < count; i++) {
-		char filename[600], path[4096];
+		char filename[600];
 		uint32_t f;
 		uint64_t k, m;
 		int found = row_get(mb, uids[i], filename, sizeof(filename), &f, &k, &m, err);
@@ -503,10 +582,21 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t
 			goto fail;
 		if (found == 0)
 			continue;
+		/* Out of sight now, removed after the commit: if the commit
+		 * fails the file comes back, so a refused expunge loses nothing. */
+		char hidden[620], hidden_path[4096];
+		const char *base = strchr(filename, '/');
+
+		snprintf(hidden, sizeof(hidden), "tmp/%s.expunged", base != NULL ? base + 1 : filename);
 		snprintf(path, sizeof(path), "%s/%s", mb->folder, filename);
-		if (unlink(path) < 0 && errno != ENOENT) {
-			store__fail_errno(err, errno, "unlink %s", path);
-			goto fail;
+		snprintf(hidden_path, sizeof(hidden_path), "%s/%s", mb->folder, hidden);
+		if (rename(path, hidden_path) < 0) {
+			if (errno != ENOENT) {
+				store__fail_errno(err, errno, "rename %s", path);
+				goto fail;
+			}
+		} else {
+			renames_add(&hidden_files, filename, hidden);
 		}
 		char sql[200];
 
@@ -522,10 +612,18 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t
 	if (changed && bump_mailbox(mb, &row, modseq, err) < 0)
 		goto fail;
 	if (store__commit(u, err) < 0)
-		return -1;
+		goto undo;
+	for (size_t i = 0; i < hidden_files.count; i++) {
+		snprintf(path, sizeof(path), "%s/%s", mb->folder, hidden_files.pairs[i][1]);
+		unlink(path);
+	}
+	renames_free(&hidden_files);
 	return store__view_refresh(mb, err);
 fail:
 	store__rollback(u);
+undo:
+	renames_undo(mb, &hidden_files);
+	renames_free(&hidden_files);
 	return -1;
 }
 
