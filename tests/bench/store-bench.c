@@ -55,6 +55,8 @@ static void make_tempdir(char *dir, size_t size, const char *given)
 {
 	if (given != NULL) {
 		snprintf(dir, size, "%s", given);
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+			die("mkdir", NULL);
 		return;
 	}
 	snprintf(dir, size, "/tmp/tern-bench-store-XXXXXX");
