@@ -11,9 +11,11 @@
  */
 #include "storage-private.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define SCHEMA_VERSION 1
 #define BUSY_TIMEOUT_MS 10000
@@ -119,6 +121,17 @@ int store__index_open(struct store_user *u, struct store_error *err)
 	int rc;
 
 	snprintf(path, n, "%s/" STORE_INDEX_FILE, u->dir);
+	/* Without the database, a -wal or -shm left beside it belongs to the
+	 * old one (deleted by an administrator, say): never replay it into a
+	 * new file. */
+	if (access(path, F_OK) < 0 && errno == ENOENT) {
+		char side[4200];
+
+		snprintf(side, sizeof(side), "%s-wal", path);
+		unlink(side);
+		snprintf(side, sizeof(side), "%s-shm", path);
+		unlink(side);
+	}
 	rc = sqlite3_open_v2(path, &u->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			     SQLITE_OPEN_NOMUTEX, NULL);
 	free(path);
@@ -192,10 +205,11 @@ void store__index_close(struct store_user *u)
 /*
  * Another process may have found the index damaged or missing and put a
  * new one in its place: a writer that went on with the old file would hand
- * out UIDs the new index does not know. So every write transaction first
- * checks that the file is still the one opened, and follows it if not.
+ * out UIDs the new index does not know, a reader would show a stale view.
+ * So every write transaction, and every mailbox open and sync, first checks
+ * that the file is still the one opened, and follows it if not.
  */
-static int follow_replaced_index(struct store_user *u, struct store_error *err)
+int store__follow_replaced_index(struct store_user *u, struct store_error *err)
 {
 	struct stat st;
 
@@ -214,7 +228,7 @@ static int follow_replaced_index(struct store_user *u, struct store_error *err)
 
 int store__begin(struct store_user *u, bool durable, struct store_error *err)
 {
-	if (follow_replaced_index(u, err) < 0)
+	if (store__follow_replaced_index(u, err) < 0)
 		return -1;
 	/* The level applies to the next commit; it cannot change inside a
 	 * transaction. */

@@ -99,6 +99,8 @@ int store__exec(struct store_user *u, const char *sql, struct store_error *err);
 int store__mbox_get(struct store_user *u, const char *name, struct store_mbox_row *row_r,
 		    struct store_error *err);
 bool store__index_needs_rebuild(struct store_user *u);
+/* Reopen the index if another process replaced the file (one stat). */
+int store__follow_replaced_index(struct store_user *u, struct store_error *err);
 
 /* user.c: may adding bytes/messages exceed the quota? (in a write txn) */
 int store__quota_check(struct store_user *u, uint64_t bytes, uint64_t messages,

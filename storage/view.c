@@ -105,8 +105,17 @@ int store__view_refresh(struct store_mailbox *mb, struct store_error *err)
 			store__fail(err, STORE_ERR_NOTFOUND, "mailbox %s was deleted", mb->name);
 		return -1;
 	}
-	if (row.id != mb->id || row.uidvalidity != mb->uidvalidity)
+	if (row.uidvalidity != mb->uidvalidity)
 		return store__fail(err, STORE_ERR_NOTFOUND, "mailbox %s was recreated", mb->name);
+	if (row.id != mb->id) {
+		/* The index was rebuilt under this view (same UIDVALIDITY, so the
+		 * same UIDs): read the whole list again from the new index. */
+		mb->id = row.id;
+		mb->count = 0;
+		mb->highestmodseq = 0;
+		mb->uidnext = 0;
+		mb->history_start = row.history_modseq;
+	}
 	if (row.highestmodseq == mb->highestmodseq && row.uidnext == mb->uidnext)
 		return 0;
 	/* One read transaction, so rows and expunges are from one moment. */
@@ -254,6 +263,8 @@ int store_mailbox_open(struct store_user *u, const char *name, struct store_mail
 
 	if (strcasecmp(name, "INBOX") == 0)
 		name = "INBOX";
+	if (store__follow_replaced_index(u, err) < 0)
+		return -1;
 	int found = store__mbox_find(u, name, &row, err);
 
 	if (found <= 0) {
@@ -310,7 +321,8 @@ void store_mailbox_close(struct store_mailbox **mbp)
 
 int store_mailbox_sync(struct store_mailbox *mb, struct store_error *err)
 {
-	if (store__sync_folder(mb->user, mb->name, false, err) < 0)
+	if (store__follow_replaced_index(mb->user, err) < 0 ||
+	    store__sync_folder(mb->user, mb->name, false, err) < 0)
 		return -1;
 	return store__view_refresh(mb, err);
 }

@@ -513,6 +513,21 @@ static void test_rebuild_keeps_uids_and_flags(void **state)
 	assert_true(subscribed);
 	arena_free(&a);
 
+	/* A view open while the index is replaced keeps working. */
+	mb = open_mb(f->u, "INBOX");
+	struct store_user *other;
+	struct store_user_options ropt = { .create = false };
+
+	index_path(f, path, sizeof(path));
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(store_user_open(f->dir, &ropt, &other, &err), 0);
+	store_user_close(&other);
+	assert_int_equal(store_mailbox_sync(mb, &err), 0);
+	assert_int_equal(store_mailbox_count(mb), 4);
+	assert_int_equal(store_mailbox_msg(mb, 2)->uid, uids[1]);
+	assert_int_equal(store_mailbox_msg(mb, 2)->flags, STORE_FLAG_FLAGGED);
+	store_mailbox_close(&mb);
+
 	/* ternctl index rebuild: the same result. */
 	store_user_close(&f->u);
 	assert_int_equal(store_user_rebuild(f->dir, &err), 0);
