@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -493,6 +494,31 @@ static inline void torture_rm_rf(const char *path)
 		closedir(d);
 	}
 	rmdir(path);
+}
+
+/* A message's keywords as a mask over names[0..count) (the test's own
+ * keywords); -1 if a bit has no name in the mailbox's list or a name that
+ * is not one of them. */
+static inline int64_t torture_kw_mask(const struct store_mailbox *mb, uint64_t bits,
+				      const char *const *names, unsigned count)
+{
+	uint32_t mask = 0;
+
+	for (unsigned b = 0; b < 64; b++) {
+		if ((bits & ((uint64_t)1 << b)) == 0)
+			continue;
+		const char *name = store_mailbox_keyword(mb, b);
+		unsigned i = 0;
+
+		if (name == NULL)
+			return -1;
+		while (i < count && strcasecmp(name, names[i]) != 0)
+			i++;
+		if (i == count)
+			return -1;
+		mask |= 1u << i;
+	}
+	return mask;
 }
 
 #endif

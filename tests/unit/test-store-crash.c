@@ -227,29 +227,6 @@ static void index_check(struct fixture *f)
 		fail_msg("the index is damaged: integrity_check says \"%s\"", result);
 }
 
-/* Keyword bits of a message as a mask over kw_names; -1 for a keyword
- * bit whose name the mailbox does not know or that is not one of ours. */
-static int64_t kw_mask(const struct store_mailbox *mb, uint64_t bits)
-{
-	uint32_t mask = 0;
-
-	for (unsigned b = 0; b < 64; b++) {
-		if ((bits & ((uint64_t)1 << b)) == 0)
-			continue;
-		const char *name = store_mailbox_keyword(mb, b);
-		unsigned i = 0;
-
-		if (name == NULL)
-			return -1;
-		while (i < KW_COUNT && strcasecmp(name, kw_names[i]) != 0)
-			i++;
-		if (i == KW_COUNT)
-			return -1;
-		mask |= 1u << i;
-	}
-	return mask;
-}
-
 static void check_usage(struct store_user *u, uint64_t messages, uint64_t bytes)
 {
 	struct store_error err = { 0 };
@@ -779,7 +756,7 @@ static void check_flags(struct fixture *f, unsigned round, const struct op *infl
 				 " expunge of it was even begun", round, uid, f->uid_n[uid]);
 		}
 		const struct store_msg *m = store_mailbox_msg(mb, seq);
-		int64_t kw = kw_mask(mb, m->keywords);
+		int64_t kw = torture_kw_mask(mb, m->keywords, kw_names, KW_COUNT);
 
 		if (kw < 0)
 			fail_msg("round %u: UID %" PRIu32 " has keyword bits %#" PRIx64 " that do"
@@ -1289,7 +1266,7 @@ static void take_snapshot(struct store_user *u, const char *name, struct snapsho
 	assert_true(s->count <= N_ELEMENTS(s->uids));
 	for (uint32_t seq = 1; seq <= s->count; seq++) {
 		const struct store_msg *m = store_mailbox_msg(mb, seq);
-		int64_t kw = kw_mask(mb, m->keywords);
+		int64_t kw = torture_kw_mask(mb, m->keywords, kw_names, KW_COUNT);
 
 		assert_true(kw >= 0);
 		s->uids[seq - 1] = m->uid;

@@ -110,29 +110,6 @@ static void deliverer(unsigned d, int64_t deadline)
 	store_user_close(&u);
 }
 
-/* A message's keywords as a mask over kw_names; -1 if a bit has no name
- * in the mailbox's list or a name not ours. */
-static int64_t kw_mask(const struct store_mailbox *mb, uint64_t bits)
-{
-	uint32_t mask = 0;
-
-	for (unsigned b = 0; b < 64; b++) {
-		if ((bits & ((uint64_t)1 << b)) == 0)
-			continue;
-		const char *name = store_mailbox_keyword(mb, b);
-		unsigned i = 0;
-
-		if (name == NULL)
-			return -1;
-		while (i < KW_COUNT && strcasecmp(name, kw_names[i]) != 0)
-			i++;
-		if (i == KW_COUNT)
-			return -1;
-		mask |= 1u << i;
-	}
-	return mask;
-}
-
 static void flagger(int64_t deadline)
 {
 	struct store_user *u = worker_open();
@@ -178,7 +155,7 @@ static void flagger(int64_t deadline)
 				for (unsigned j = 0; j < i; j++)
 					dup |= uids[j] == m->uid;
 			} while (dup);
-			int64_t kw = kw_mask(mb, m->keywords);
+			int64_t kw = torture_kw_mask(mb, m->keywords, kw_names, KW_COUNT);
 
 			if (kw < 0)
 				worker_die("UID %" PRIu32 ": keyword bits %#" PRIx64 " without a known"
@@ -218,7 +195,7 @@ static void flagger(int64_t deadline)
 				worker_die("UID %" PRIu32 " vanished, only this process expunges",
 					   uids[i]);
 			const struct store_msg *m = store_mailbox_msg(mb, seq);
-			int64_t kw = kw_mask(mb, m->keywords);
+			int64_t kw = torture_kw_mask(mb, m->keywords, kw_names, KW_COUNT);
 
 			if (op == STORE_FLAGS_SET) {
 				want_f = fl;
@@ -273,7 +250,7 @@ static void reader(int64_t deadline)
 			prev = m->uid;
 			/* Keywords the flagger created after this session
 			 * opened the mailbox must have names here too. */
-			if (kw_mask(mb, m->keywords) < 0)
+			if (torture_kw_mask(mb, m->keywords, kw_names, KW_COUNT) < 0)
 				unnamed++;
 		}
 		passes++;
@@ -690,7 +667,7 @@ static void test_flags_final(void **state)
 		const struct store_msg *m = store_mailbox_msg(mb, seq);
 		uint64_t n = run.n_of_uid[m->uid];
 		uint32_t want_f = n % 4 == 0 ? STORE_FLAG_SEEN : 0, want_k = 0;
-		int64_t kw = kw_mask(mb, m->keywords);
+		int64_t kw = torture_kw_mask(mb, m->keywords, kw_names, KW_COUNT);
 
 		if (run.final_flags[m->uid] >= 0) {
 			want_f = (uint32_t)run.final_flags[m->uid];
