@@ -36,7 +36,9 @@ static const char schema[] =
 	"  uid_ceiling INTEGER NOT NULL DEFAULT 0,"
 	"  modseq_ceiling INTEGER NOT NULL DEFAULT 0,"
 	/* Expunges are known from this modseq on (the folder's registration). */
-	"  history_modseq INTEGER NOT NULL DEFAULT 0);"
+	"  history_modseq INTEGER NOT NULL DEFAULT 0,"
+	/* When the folder was last listed in full (seconds). */
+	"  scanned_at INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS subscription (name TEXT PRIMARY KEY);"
 	/* filename is relative to the folder: "new/..." or "cur/...". */
 	"CREATE TABLE IF NOT EXISTS message ("
@@ -261,8 +263,8 @@ int store__mbox_get(struct store_user *u, const char *name, struct store_mbox_ro
 
 	if (sqlite3_prepare_v2(u->db,
 			       "SELECT id, uidvalidity, uidnext, highestmodseq, special_use,"
-			       " new_mtime, cur_mtime, uid_ceiling, modseq_ceiling, history_modseq"
-			       " FROM mailbox WHERE name = ?",
+			       " new_mtime, cur_mtime, uid_ceiling, modseq_ceiling, history_modseq,"
+			       " scanned_at FROM mailbox WHERE name = ?",
 			       -1, &st, NULL) != SQLITE_OK)
 		return store__fail_db(err, u->db, "mailbox lookup");
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -278,6 +280,7 @@ int store__mbox_get(struct store_user *u, const char *name, struct store_mbox_ro
 		row_r->uid_ceiling = (uint32_t)sqlite3_column_int64(st, 7);
 		row_r->modseq_ceiling = (uint64_t)sqlite3_column_int64(st, 8);
 		row_r->history_modseq = (uint64_t)sqlite3_column_int64(st, 9);
+		row_r->scanned_at = sqlite3_column_int64(st, 10);
 		sqlite3_finalize(st);
 		return 1;
 	}

@@ -24,8 +24,12 @@
  * most 10 ms); the other for those that keep whole seconds. */
 #define STORE_MTIME_SETTLE_NS (2LL * 1000000000LL)
 #define STORE_MTIME_SETTLE_FINE_NS (50LL * 1000000LL)
-/* Folders with fewer messages are scanned in full whenever opened. */
+/* Folders with fewer messages are scanned in full whenever opened; larger
+ * ones at least this often (which also heals an index that lost a row). */
 #define STORE_RESCAN_AT_OPEN_MAX 1000
+#define STORE_RESCAN_INTERVAL_S 3600
+/* Files left in tmp/ longer than this are removed (Maildir's rule). */
+#define STORE_TMP_MAX_AGE_S (36 * 3600)
 
 struct store_user {
 	char *dir;              /* user directory */
@@ -56,6 +60,7 @@ struct store_mbox_row {
 	uint32_t uid_ceiling;       /* as in tern-uidstate */
 	uint64_t modseq_ceiling;
 	uint64_t history_modseq;    /* expunges known from here on */
+	int64_t scanned_at;         /* last full listing, seconds */
 };
 
 struct store_mailbox {

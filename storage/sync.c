@@ -390,7 +390,8 @@ static int save_row(struct sync_ctx *sc, int64_t new_mtime, int64_t cur_mtime,
 
 	if (sqlite3_prepare_v2(sc->u->db,
 			       "UPDATE mailbox SET uidnext = ?, highestmodseq = ?, new_mtime = ?,"
-			       " cur_mtime = ?, uid_ceiling = ?, modseq_ceiling = ? WHERE id = ?",
+			       " cur_mtime = ?, uid_ceiling = ?, modseq_ceiling = ?,"
+			       " scanned_at = strftime('%s', 'now') WHERE id = ?",
 			       -1, &st, NULL) != SQLITE_OK)
 		return store__fail_db(err, sc->u->db, "update mailbox");
 	sqlite3_bind_int64(st, 1, sc->row.uidnext);
@@ -419,12 +420,40 @@ static int64_t settled(int64_t mtime, int64_t now)
 	return mtime > 0 && now - mtime > window ? mtime : 0;
 }
 
+/* Files in tmp/ older than Maildir's 36 hours are leftovers of saves and
+ * expunges a crash cut short. */
+static void remove_stale_tmp(const char *folder)
+{
+	char path[4096];
+	DIR *d;
+	struct dirent *e;
+	int64_t now = store__now_ns() / 1000000000LL;
+
+	snprintf(path, sizeof(path), "%s/tmp", folder);
+	d = opendir(path);
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+		char file[4400];
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
+		if (lstat(file, &st) == 0 && S_ISREG(st.st_mode) &&
+		    now - st.st_mtim.tv_sec > STORE_TMP_MAX_AGE_S)
+			unlink(file);
+	}
+	closedir(d);
+}
+
 static int reconcile(struct sync_ctx *sc, struct store_error *err)
 {
 	struct scan disk;
 	struct index_set idx;
 	int ret = -1;
 
+	remove_stale_tmp(sc->folder);
 	if (index_load(sc->u, sc->row.id, &idx, err) < 0)
 		return -1;
 	if (scan_folder(sc->folder, &disk, err) < 0) {
@@ -527,7 +556,8 @@ int store__sync_folder_opts(struct store_user *u, const char *name, bool force,
 			store__fail(err, STORE_ERR_NOTFOUND, "no mailbox %s", name);
 			goto out;
 		}
-		if (row.new_mtime == new_mtime && row.cur_mtime == cur_mtime && new_mtime != 0) {
+		if (row.new_mtime == new_mtime && row.cur_mtime == cur_mtime && new_mtime != 0 &&
+		    store__now_ns() / 1000000000LL - row.scanned_at < STORE_RESCAN_INTERVAL_S) {
 			ret = 0;
 			goto out;
 		}
@@ -559,7 +589,9 @@ int store__sync_folder_opts(struct store_user *u, const char *name, bool force,
 	free(sc.used_uids);
 	int64_t keep_new = settled(new_mtime, now), keep_cur = settled(cur_mtime, now);
 
-	if (!sc.changed && keep_new == row.new_mtime && keep_cur == row.cur_mtime &&
+	bool scan_was_due = now / 1000000000LL - row.scanned_at >= STORE_RESCAN_INTERVAL_S;
+
+	if (!sc.changed && keep_new == row.new_mtime && keep_cur == row.cur_mtime && !scan_was_due &&
 	    sc.row.uid_ceiling == row.uid_ceiling && sc.row.modseq_ceiling == row.modseq_ceiling) {
 		/* Nothing to write: reading works on a full disk too. */
 		store__rollback(u);

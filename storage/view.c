@@ -296,6 +296,20 @@ int store_mailbox_open(struct store_user *u, const char *name, struct store_mail
 		store_mailbox_close(&mb);
 		return -1;
 	}
+	/* The snapshot is only as good as the expunge records: an index that
+	 * lost rows some other way shows up as a different count. Then read
+	 * everything, and let the close write a new snapshot. */
+	if (mb->cache_modseq != 0 && mb->count != folder_message_count(u, mb->id)) {
+		log_warn("view cache of %s did not match the index: reading it in full", name);
+		mb->count = 0;
+		mb->highestmodseq = 0;
+		mb->uidnext = 0;
+		mb->cache_modseq = 0;
+		if (store__view_refresh(mb, err) < 0) {
+			store_mailbox_close(&mb);
+			return -1;
+		}
+	}
 	*mb_r = mb;
 	return 0;
 }

@@ -735,6 +735,51 @@ static void test_view_cache_matches_index(void **state)
 	store_mailbox_close(&cached);
 }
 
+/* A large folder that lost an index row gets it back at the periodic full
+ * listing; stale tmp/ files go then too, fresh ones stay. */
+static void test_periodic_rescan(void **state)
+{
+	struct fixture *f = *state;
+	char path[4096], sql[256];
+	sqlite3 *db;
+
+	for (unsigned i = 0; i < 1200; i++) {
+		snprintf(path, sizeof(path), "%s/Maildir/cur/%u.M2P2.t,S=14,W=17:2,S", f->dir,
+			 1700000000 + i);
+		write_file(path, "Subject: p\n\np\n");
+	}
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	assert_int_equal(store_mailbox_count(mb), 1200);
+	store_mailbox_close(&mb);
+	snprintf(path, sizeof(path), "%s/Maildir/tmp/stale", f->dir);
+	write_file(path, "left by a crash");
+	struct timespec old[2] = { { .tv_sec = 1000000000 }, { .tv_sec = 1000000000 } };
+
+	assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+	snprintf(path, sizeof(path), "%s/Maildir/tmp/fresh", f->dir);
+	write_file(path, "being written");
+
+	snprintf(path, sizeof(path), "%s/index.sqlite", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM message WHERE uid = 7", NULL, NULL, NULL),
+			 SQLITE_OK);
+	snprintf(sql, sizeof(sql), "UPDATE mailbox SET scanned_at = 0 WHERE name = 'INBOX'");
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	mb = open_mb(f->u, "INBOX");
+	assert_int_equal(store_mailbox_count(mb), 1200);
+	assert_int_equal(store_mailbox_seq(mb, 7), 0);
+	assert_true(store_mailbox_msg(mb, 1200)->uid > 1200);
+	store_mailbox_close(&mb);
+	snprintf(path, sizeof(path), "%s/Maildir/tmp/stale", f->dir);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/Maildir/tmp/fresh", f->dir);
+	assert_int_equal(access(path, F_OK), 0);
+}
+
 struct saver_arg {
 	const char *dir;
 	int count;
@@ -874,6 +919,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_and_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_cache_matches_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_periodic_rescan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_saves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_sees_delivery, setup, teardown),
 	};
