@@ -472,10 +472,10 @@ def descendants(pid):
     children = {}
     for child, ppid in parent.items():
         children.setdefault(ppid, []).append(child)
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
+    found, to_visit = [], [pid]
+    while to_visit:
+        p = to_visit.pop()
         for c in children.get(p, []):
             found.append(c)
-            todo.append(c)
+            to_visit.append(c)
     return found
