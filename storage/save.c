@@ -1,16 +1,17 @@
 /*
  * save.c — saving a message durably (LMTP delivery, IMAP APPEND).
  *
- * The body streams into a file in the folder's tmp/ (CRLF stored as LF),
+ * The body streams into an anonymous file (O_TMPFILE) in the folder's
+ * tmp/, or a named one where the file system cannot (CRLF stored as LF),
  * which is flushed to disk before the commit. The commit then, under the
- * index write lock: allocates the UID, renames the file into new/ (no
- * flags) or cur/ with its final name (,S= ,W= ,U= and flags), inserts the
- * index row, commits with synchronous=FULL, and fsyncs the directory. Only
- * then does store_save_commit return 0 (DESIGN invariants 1 and 2). A crash
- * before the index commit leaves at most a file the next sync adopts or a
- * file in tmp/; a crash after it leaves a row whose file is either in place
- * or (if the directory entry was lost) expunged by the next sync: the UID
- * is never handed out again either way.
+ * index write lock: allocates the UID, links (or renames) the file into
+ * new/ (no flags) or cur/ with its final name (,S= ,W= ,U= and flags),
+ * inserts the index row, commits with synchronous=FULL, and fsyncs the
+ * directory. Only then does store_save_commit return 0 (DESIGN invariants
+ * 1 and 2). A crash before the index commit leaves at most a file the next
+ * sync adopts or a named file in tmp/; a crash after it leaves a row whose
+ * file is either in place or (if the directory entry was lost) expunged by
+ * the next sync: the UID is never handed out again either way.
  *
  * Group commit: saves of one user that reach the commit together are
  * committed by one thread (the leader) in one transaction with one WAL
@@ -34,8 +35,9 @@ struct store_save {
 	char *mailbox;
 	char *folder;
 	char base[128];
-	char tmp_path[4096];
+	char tmp_path[4096];    /* named temporary file, "" with O_TMPFILE */
 	int fd;
+	bool anonymous;         /* O_TMPFILE: no name until linked into place */
 	unsigned char *buf;     /* output not yet written */
 	size_t buf_len;
 	bool pending_cr;        /* input ended in CR: wait for the next byte */
@@ -65,8 +67,20 @@ int store_save_begin(struct store_user *u, const char *mailbox, struct store_sav
 	s->folder = store__folder_path(u, mailbox, err);
 	s->internal_date = (int64_t)time(NULL);
 	store_new_base(s->base, sizeof(s->base));
-	snprintf(s->tmp_path, sizeof(s->tmp_path), "%s/tmp/%s", s->folder, s->base);
-	s->fd = open(s->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	/* An anonymous file in tmp/ where the file system allows: it gets its
+	 * one name when it is linked into new/ or cur/ at the commit, and a
+	 * crash before that leaves nothing behind. Otherwise a named file in
+	 * tmp/, renamed at the commit. */
+	snprintf(s->tmp_path, sizeof(s->tmp_path), "%s/tmp", s->folder);
+	s->fd = access("/proc/self/fd", X_OK) < 0 ? -1 :
+		open(s->tmp_path, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	s->anonymous = s->fd >= 0;
+	if (s->anonymous) {
+		s->tmp_path[0] = '\0';
+	} else {
+		snprintf(s->tmp_path, sizeof(s->tmp_path), "%s/tmp/%s", s->folder, s->base);
+		s->fd = open(s->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	}
 	if (s->fd < 0) {
 		store__fail_errno(err, errno, "create %s", s->tmp_path);
 		s->tmp_path[0] = '\0';
@@ -166,12 +180,39 @@ static int save_finish_file(struct store_save *s, struct store_error *err)
 		return store__fail_errno(err, errno, "futimens %s", s->tmp_path);
 	if (fdatasync(s->fd) < 0)
 		return store__fail_errno(err, errno, "fdatasync %s", s->tmp_path);
-	if (close(s->fd) < 0) {
+	/* An anonymous file stays open: the commit links it by its fd. */
+	if (!s->anonymous) {
+		if (close(s->fd) < 0) {
+			s->fd = -1;
+			return store__fail_errno(err, errno, "close %s", s->tmp_path);
+		}
 		s->fd = -1;
-		return store__fail_errno(err, errno, "close %s", s->tmp_path);
 	}
-	s->fd = -1;
 	return 0;
+}
+
+/* Give the flushed file its final name. */
+static int save_place(struct store_save *s, const char *final_path, struct store_error *err)
+{
+	if (s->anonymous) {
+		char fdpath[64];
+
+		/* linkat with AT_EMPTY_PATH needs a capability; /proc does not. */
+		snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", s->fd);
+		if (linkat(AT_FDCWD, fdpath, AT_FDCWD, final_path, AT_SYMLINK_FOLLOW) < 0)
+			return store__fail_errno(err, errno, "link %s", final_path);
+		return 0;
+	}
+	if (rename(s->tmp_path, final_path) < 0)
+		return store__fail_errno(err, errno, "rename %s", s->tmp_path);
+	return 0;
+}
+
+/* Take the final name away again (the commit failed). */
+static void save_unplace(struct store_save *s, const char *final_path)
+{
+	if (s->anonymous || rename(final_path, s->tmp_path) < 0)
+		unlink(final_path);
 }
 
 /* ------------------------------------------------------ group commit */
@@ -304,12 +345,10 @@ static int commit_one(struct store_user *u, struct commit_req *r)
 		goto fail;
 	}
 	/* Last: the file appears under its final name. */
-	if (rename(s->tmp_path, r->final_path) < 0) {
-		store__fail_errno(&r->err, errno, "rename %s", s->tmp_path);
+	if (save_place(s, r->final_path, &r->err) < 0)
 		goto fail;
-	}
 	if (store__exec(u, "RELEASE msg", &r->err) < 0) {
-		rename(r->final_path, s->tmp_path);
+		save_unplace(s, r->final_path);
 		goto fail;
 	}
 	r->uid = uid;
@@ -343,8 +382,7 @@ static void commit_batch(struct store_user *u, struct commit_req *batch)
 		 * retried delivery does not become a duplicate. */
 		for (struct commit_req *r = batch; r != NULL; r = r->next) {
 			if (r->ret == 0) {
-				if (rename(r->final_path, r->s->tmp_path) < 0)
-					unlink(r->final_path);
+				save_unplace(r->s, r->final_path);
 				r->err = err;
 				r->ret = -1;
 			}
