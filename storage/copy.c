@@ -14,44 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-struct src_msg {
-	char filename[600];
-	uint32_t flags;
-	uint64_t keywords;
-	int64_t internal_date;
-	uint64_t size, vsize;
-};
-
-static int src_get(struct store_mailbox *mb, uint32_t uid, struct src_msg *m,
-		   struct store_error *err)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	if (sqlite3_prepare_v2(mb->user->db, "SELECT filename, flags, keywords, internal_date,"
-			       " size, vsize FROM message WHERE mailbox_id = ? AND uid = ?",
-			       -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, mb->user->db, "message lookup");
-	sqlite3_bind_int64(st, 1, mb->id);
-	sqlite3_bind_int64(st, 2, uid);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		snprintf(m->filename, sizeof(m->filename), "%s",
-			 (const char *)sqlite3_column_text(st, 0));
-		m->flags = (uint32_t)sqlite3_column_int64(st, 1);
-		m->keywords = (uint64_t)sqlite3_column_int64(st, 2);
-		m->internal_date = sqlite3_column_int64(st, 3);
-		m->size = (uint64_t)sqlite3_column_int64(st, 4);
-		m->vsize = (uint64_t)sqlite3_column_int64(st, 5);
-	}
-	sqlite3_finalize(st);
-	if (rc == SQLITE_ROW)
-		return 1;
-	if (rc == SQLITE_DONE)
-		return 0;
-	return store__fail_db(err, mb->user->db, "message lookup");
-}
-
 /* The bytes, durably, where a hard link is not possible. */
 static int copy_bytes(const char *from, const char *to, struct store_error *err)
 {
@@ -152,10 +114,10 @@ int store_mailbox_copy(struct store_mailbox *mb, const uint32_t *uids, size_t co
 						      err) < 0))
 		goto rollback;
 	for (size_t i = 0; i < count; i++) {
-		struct src_msg m;
+		struct store_msg_row m;
 
 		dest_uids_r[i] = 0;
-		found = src_get(mb, uids[i], &m, err);
+		found = store__msg_row(mb, uids[i], &m, err);
 		if (found < 0)
 			goto rollback;
 		if (found == 0)

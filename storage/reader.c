@@ -19,28 +19,6 @@ struct store_reader {
 	bool lf_pending;        /* a CR was emitted for an LF not yet emitted */
 };
 
-static int reader_path(struct store_mailbox *mb, uint32_t uid, char *path, size_t size,
-		       struct store_error *err)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	if (sqlite3_prepare_v2(mb->user->db, "SELECT filename FROM message"
-			       " WHERE mailbox_id = ? AND uid = ?", -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, mb->user->db, "message lookup");
-	sqlite3_bind_int64(st, 1, mb->id);
-	sqlite3_bind_int64(st, 2, uid);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		snprintf(path, size, "%s/%s", mb->folder, (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	if (rc == SQLITE_ROW)
-		return 1;
-	if (rc == SQLITE_DONE)
-		return 0;
-	return store__fail_db(err, mb->user->db, "message lookup");
-}
-
 int store_reader_open(struct store_mailbox *mb, uint32_t uid, struct store_reader **r_r,
 		      struct store_error *err)
 {
@@ -49,12 +27,14 @@ int store_reader_open(struct store_mailbox *mb, uint32_t uid, struct store_reade
 
 	/* A file renamed by another program meanwhile: sync once, retry. */
 	for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
-		int found = reader_path(mb, uid, path, sizeof(path), err);
+		struct store_msg_row row;
+		int found = store__msg_row(mb, uid, &row, err);
 
 		if (found < 0)
 			return -1;
 		if (found == 0)
 			return store__fail(err, STORE_ERR_NOTFOUND, "no message with UID %u", uid);
+		snprintf(path, sizeof(path), "%s/%s", mb->folder, row.filename);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0 && (errno != ENOENT || attempt == 1))
 			return store__fail_errno(err, errno, "open %s", path);

@@ -177,6 +177,20 @@ uint32_t store__default_special_use(const char *name);
  * "subscriptions" file (one UTF-8 name per line). */
 int store__subscriptions_load(struct store_user *u, struct store_error *err);
 
+/* view.c: one message's index row. */
+struct store_msg_row {
+	char filename[600];     /* "new/..." or "cur/...", relative to the folder */
+	uint32_t flags;
+	uint64_t keywords;
+	uint64_t modseq;
+	int64_t internal_date;
+	uint64_t size, vsize;
+};
+
+/* 1 with *row_r filled, 0 when the UID is not in the mailbox, -1 error. */
+int store__msg_row(struct store_mailbox *mb, uint32_t uid, struct store_msg_row *row_r,
+		   struct store_error *err);
+
 /* view.c: bring an opened mailbox up to the index. */
 int store__view_refresh(struct store_mailbox *mb, struct store_error *err);
 

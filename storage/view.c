@@ -360,26 +360,28 @@ const char *store_mailbox_keyword(const struct store_mailbox *mb, unsigned n)
 
 /* ------------------------------------------------------------ changes */
 
-/* The message's current file name and state, inside the write lock. */
-static int row_get(struct store_mailbox *mb, uint32_t uid, char *filename, size_t size,
-		   uint32_t *flags_r, uint64_t *keywords_r, uint64_t *modseq_r,
+int store__msg_row(struct store_mailbox *mb, uint32_t uid, struct store_msg_row *row_r,
 		   struct store_error *err)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(mb->user->db, "SELECT filename, flags, keywords, modseq"
-			       " FROM message WHERE mailbox_id = ? AND uid = ?", -1, &st,
-			       NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(mb->user->db, "SELECT filename, flags, keywords, modseq,"
+			       " internal_date, size, vsize FROM message"
+			       " WHERE mailbox_id = ? AND uid = ?", -1, &st, NULL) != SQLITE_OK)
 		return store__fail_db(err, mb->user->db, "message lookup");
 	sqlite3_bind_int64(st, 1, mb->id);
 	sqlite3_bind_int64(st, 2, uid);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		snprintf(filename, size, "%s", (const char *)sqlite3_column_text(st, 0));
-		*flags_r = (uint32_t)sqlite3_column_int64(st, 1);
-		*keywords_r = (uint64_t)sqlite3_column_int64(st, 2);
-		*modseq_r = (uint64_t)sqlite3_column_int64(st, 3);
+		snprintf(row_r->filename, sizeof(row_r->filename), "%s",
+			 (const char *)sqlite3_column_text(st, 0));
+		row_r->flags = (uint32_t)sqlite3_column_int64(st, 1);
+		row_r->keywords = (uint64_t)sqlite3_column_int64(st, 2);
+		row_r->modseq = (uint64_t)sqlite3_column_int64(st, 3);
+		row_r->internal_date = sqlite3_column_int64(st, 4);
+		row_r->size = (uint64_t)sqlite3_column_int64(st, 5);
+		row_r->vsize = (uint64_t)sqlite3_column_int64(st, 6);
 	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW)
@@ -513,34 +515,32 @@ int store_mailbox_set_flags(struct store_mailbox *mb, const uint32_t *uids, size
 	if (store__uidstate_reserve(mb->folder, &row, 0, modseq, err) < 0)
 		goto fail;
 	for (size_t i = 0; i < count; i++) {
-		char filename[600], newrel[600];
-		uint32_t cur_flags;
-		uint64_t cur_kw, cur_modseq;
-		int found = row_get(mb, uids[i], filename, sizeof(filename), &cur_flags, &cur_kw,
-				    &cur_modseq, err);
+		char newrel[600];
+		struct store_msg_row cur;
+		int found = store__msg_row(mb, uids[i], &cur, err);
 
 		if (found < 0)
 			goto fail;
 		if (found == 0)
 			continue;
-		if (unchanged_since != 0 && cur_modseq > unchanged_since) {
+		if (unchanged_since != 0 && cur.modseq > unchanged_since) {
 			failed++;
 			continue;
 		}
-		uint32_t nf = op == STORE_FLAGS_SET ? flags | (cur_flags & STORE_FLAG_PASSED) :
+		uint32_t nf = op == STORE_FLAGS_SET ? flags | (cur.flags & STORE_FLAG_PASSED) :
 			op == STORE_FLAGS_ADD ?
-			(cur_flags | flags) : (cur_flags & ~flags);
+			(cur.flags | flags) : (cur.flags & ~flags);
 		uint64_t nk = op == STORE_FLAGS_SET ? kwmask : op == STORE_FLAGS_ADD ?
-			(cur_kw | kwmask) : (cur_kw & ~kwmask);
+			(cur.keywords | kwmask) : (cur.keywords & ~kwmask);
 
-		if (nf == cur_flags && nk == cur_kw)
+		if (nf == cur.flags && nk == cur.keywords)
 			continue;
-		if (rename_for_flags(mb, filename, nf, nk, newrel, sizeof(newrel), err) < 0) {
+		if (rename_for_flags(mb, cur.filename, nf, nk, newrel, sizeof(newrel), err) < 0) {
 			if (err->code == STORE_ERR_NOTFOUND)
 				continue; /* removed by another program: sync will tell */
 			goto fail;
 		}
-		renames_add(&renames, filename, newrel);
+		renames_add(&renames, cur.filename, newrel);
 		sqlite3_stmt *st;
 
 		if (sqlite3_prepare_v2(u->db, "UPDATE message SET flags = ?, keywords = ?,"
@@ -599,10 +599,8 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t
 	if (store__uidstate_reserve(mb->folder, &row, 0, modseq, err) < 0)
 		goto fail;
 	for (size_t i = 0; i < count; i++) {
-		char filename[600];
-		uint32_t f;
-		uint64_t k, m;
-		int found = row_get(mb, uids[i], filename, sizeof(filename), &f, &k, &m, err);
+		struct store_msg_row cur;
+		int found = store__msg_row(mb, uids[i], &cur, err);
 
 		if (found < 0)
 			goto fail;
@@ -611,10 +609,10 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t
 		/* Out of sight now, removed after the commit: if the commit
 		 * fails the file comes back, so a refused expunge loses nothing. */
 		char hidden[620], hidden_path[4096];
-		const char *base = strchr(filename, '/');
+		const char *base = strchr(cur.filename, '/');
 
-		snprintf(hidden, sizeof(hidden), "tmp/%s.expunged", base != NULL ? base + 1 : filename);
-		snprintf(path, sizeof(path), "%s/%s", mb->folder, filename);
+		snprintf(hidden, sizeof(hidden), "tmp/%s.expunged", base != NULL ? base + 1 : cur.filename);
+		snprintf(path, sizeof(path), "%s/%s", mb->folder, cur.filename);
 		snprintf(hidden_path, sizeof(hidden_path), "%s/%s", mb->folder, hidden);
 		if (rename(path, hidden_path) < 0) {
 			if (errno != ENOENT) {
@@ -622,7 +620,7 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t
 				goto fail;
 			}
 		} else {
-			renames_add(&hidden_files, filename, hidden);
+			renames_add(&hidden_files, cur.filename, hidden);
 		}
 		char sql[200];
 
