@@ -48,6 +48,7 @@ enum cfg_type {
 	CFG_DURATION, /* uint64_t milliseconds: 500ms, 10s, 3m, 1h, 1d */
 	CFG_ADDRLIST, /* struct cfg_strlist of listen addresses */
 	CFG_CIDRLIST, /* struct cfg_strlist of networks, each "addr/prefix" */
+	CFG_NAMELIST, /* struct cfg_strlist of user names */
 };
 
 /* The sections in file order, and where their keys live in struct cfg. */
@@ -64,6 +65,7 @@ static const struct cfg_section sections[] = {
 	{ "imap", "service", offsetof(struct cfg, imap), 0 },
 	{ "pop3", "service", offsetof(struct cfg, pop3), 1 },
 	{ "lmtp", "service", offsetof(struct cfg, lmtp), 2 },
+	{ "auth", "auth", 0, 0 },
 };
 
 struct cfg_key {
@@ -84,6 +86,9 @@ struct cfg_key {
 static const char *const log_targets[] = { "stderr", "syslog", NULL };
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const tls_protocols[] = { "TLSv1.2", "TLSv1.3", NULL };
+static const char *const user_kinds[] = { "virtual", "system", NULL };
+/* Characters that login names never contain (auth/username.c). */
+static const char *const master_separators[] = { "*", "!", "#", "^", NULL };
 
 /* Mozilla "intermediate": ECDHE with AEAD only, no DHE. */
 #define DEFAULT_CIPHERS                                                      \
@@ -121,11 +126,25 @@ static const struct cfg_key cfg_keys[] = {
 	{ "service", "max_line_length_auth", CFG_SIZE, S(max_line_length_auth), 512, 16 * MIB, NULL, { "64K", "8K", "8K" } },
 	{ "service", "output_buffer_size", CFG_SIZE, S(output_buffer_size), 4 * KIB, 16 * MIB, NULL, { "64K" } },
 	{ "service", "trusted_proxies", CFG_CIDRLIST, S(trusted_proxies), 0, 0, NULL, { "" } },
+
+	{ "auth", "users", CFG_ENUM, G(auth_users), 0, 0, user_kinds, { "virtual" } },
+	{ "auth", "users_db", CFG_PATH, G(auth_users_db), 0, 0, NULL, { "/var/lib/tern/users.sqlite" } },
+	{ "auth", "pam_service", CFG_STRING, G(auth_pam_service), 0, 0, NULL, { "tern" } },
+	{ "auth", "pam_confdir", CFG_PATH, G(auth_pam_confdir), 0, 0, NULL, { "/etc/pam.d" } },
+	{ "auth", "worker_threads", CFG_UINT, G(auth_worker_threads), 1, 64, NULL, { "4" } },
+	{ "auth", "request_timeout", CFG_DURATION, G(auth_request_timeout_ms), SECOND, 10 * MINUTE, NULL, { "30s" } },
+	{ "auth", "failure_delay", CFG_DURATION, G(auth_failure_delay_ms), 0, MINUTE, NULL, { "2s" } },
+	{ "auth", "failure_delay_max", CFG_DURATION, G(auth_failure_delay_max_ms), 0, HOUR, NULL, { "15s" } },
+	{ "auth", "max_concurrent_per_ip", CFG_UINT, G(auth_max_concurrent_per_ip), 1, 10000, NULL, { "5" } },
+	{ "auth", "max_failures", CFG_UINT, G(auth_max_failures), 1, 100, NULL, { "3" } },
+	{ "auth", "master_users", CFG_NAMELIST, G(auth_master_users), 0, 0, NULL, { "" } },
+	{ "auth", "master_separator", CFG_STRING, G(auth_master_separator), 0, 0, master_separators, { "*" } },
 };
 
 /* CFG_ENUM values are stored through an int. */
 _Static_assert(sizeof(enum log_target) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cfg_user_kind) == sizeof(int), "enum size");
 
 /* Suffixes, largest first: cfg_print uses the first that divides exactly. */
 struct unit {
@@ -210,7 +229,7 @@ static const void *field_const(const struct cfg *cfg, const struct cfg_section *
 
 static bool is_list(const struct cfg_key *k)
 {
-	return k->type == CFG_ADDRLIST || k->type == CFG_CIDRLIST;
+	return k->type == CFG_ADDRLIST || k->type == CFG_CIDRLIST || k->type == CFG_NAMELIST;
 }
 
 /* ------------------------------------------------------------- values */
@@ -369,6 +388,14 @@ static int parse_list(struct parser *p, const char *where, const struct cfg_key 
 			if (why != NULL)
 				return fail(p, "%s: bad address '%s': %s", where, item, why);
 			strlist_add(l, xstrdup(item));
+		} else if (k->type == CFG_NAMELIST) {
+			/* Login names are checked fully by auth/; here only what
+			 * could never be one. */
+			for (const char *c = item; *c != '\0'; c++) {
+				if ((unsigned char)*c < 0x21 || *c == 0x7f)
+					return fail(p, "%s: bad name '%s'", where, item);
+			}
+			strlist_add(l, xstrdup(item));
 		} else {
 			char *net = parse_cidr(item, &why);
 
@@ -437,6 +464,7 @@ static int parse_value(struct parser *p, const struct cfg_section *s,
 		return 0;
 	case CFG_ADDRLIST:
 	case CFG_CIDRLIST:
+	case CFG_NAMELIST:
 		break;
 	}
 	return 0;
@@ -721,6 +749,7 @@ static void print_key(FILE *out, const struct cfg *cfg, const struct cfg_section
 		break;
 	case CFG_ADDRLIST:
 	case CFG_CIDRLIST:
+	case CFG_NAMELIST:
 		print_list(out, k->name, v);
 		return;
 	}

@@ -159,6 +159,12 @@ struct cfg_service {
 	struct cfg_strlist trusted_proxies; /* CIDRs allowed to send PROXY */
 };
 
+/* Whose passwords PAM checks and where users are looked up ([auth] users). */
+enum cfg_user_kind {
+	CFG_USERS_VIRTUAL, /* Tern's users database, pam_tern */
+	CFG_USERS_SYSTEM,  /* the system's accounts, pam_unix */
+};
+
 struct cfg {
 	char *path;
 	/* [global] */
@@ -176,6 +182,19 @@ struct cfg {
 	struct cfg_service imap;
 	struct cfg_service pop3;
 	struct cfg_service lmtp;
+	/* [auth] */
+	enum cfg_user_kind auth_users;
+	char *auth_users_db;
+	char *auth_pam_service;
+	char *auth_pam_confdir;
+	uint32_t auth_worker_threads;     /* PAM checks in flight at once */
+	uint64_t auth_request_timeout_ms; /* a check taking longer fails */
+	uint64_t auth_failure_delay_ms;   /* first failure's delay per address */
+	uint64_t auth_failure_delay_max_ms;
+	uint32_t auth_max_concurrent_per_ip;
+	uint32_t auth_max_failures;       /* per connection, then disconnect */
+	struct cfg_strlist auth_master_users;
+	char *auth_master_separator;
 };
 
 /*

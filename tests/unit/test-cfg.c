@@ -150,6 +150,20 @@ static void assert_cfgs_equal(const struct cfg *a, const struct cfg *b)
 	assert_services_equal(&a->imap, &b->imap);
 	assert_services_equal(&a->pop3, &b->pop3);
 	assert_services_equal(&a->lmtp, &b->lmtp);
+	assert_int_equal(a->auth_users, b->auth_users);
+	assert_string_equal(a->auth_users_db, b->auth_users_db);
+	assert_string_equal(a->auth_pam_service, b->auth_pam_service);
+	assert_string_equal(a->auth_pam_confdir, b->auth_pam_confdir);
+	assert_int_equal(a->auth_worker_threads, b->auth_worker_threads);
+	assert_int_equal(a->auth_request_timeout_ms, b->auth_request_timeout_ms);
+	assert_int_equal(a->auth_failure_delay_ms, b->auth_failure_delay_ms);
+	assert_int_equal(a->auth_failure_delay_max_ms, b->auth_failure_delay_max_ms);
+	assert_int_equal(a->auth_max_concurrent_per_ip, b->auth_max_concurrent_per_ip);
+	assert_int_equal(a->auth_max_failures, b->auth_max_failures);
+	assert_int_equal(a->auth_master_users.count, b->auth_master_users.count);
+	for (size_t i = 0; i < a->auth_master_users.count; i++)
+		assert_string_equal(a->auth_master_users.items[i], b->auth_master_users.items[i]);
+	assert_string_equal(a->auth_master_separator, b->auth_master_separator);
 }
 
 #define MIN_MS (60 * 1000)
@@ -199,6 +213,19 @@ static void assert_defaults(const struct cfg *cfg)
 		assert_int_equal(s->output_buffer_size, 64 * 1024);
 		assert_list(&s->trusted_proxies, EMPTY);
 	}
+
+	assert_int_equal(cfg->auth_users, CFG_USERS_VIRTUAL);
+	assert_string_equal(cfg->auth_users_db, "/var/lib/tern/users.sqlite");
+	assert_string_equal(cfg->auth_pam_service, "tern");
+	assert_string_equal(cfg->auth_pam_confdir, "/etc/pam.d");
+	assert_int_equal(cfg->auth_worker_threads, 4);
+	assert_int_equal(cfg->auth_request_timeout_ms, 30 * 1000);
+	assert_int_equal(cfg->auth_failure_delay_ms, 2 * 1000);
+	assert_int_equal(cfg->auth_failure_delay_max_ms, 15 * 1000);
+	assert_int_equal(cfg->auth_max_concurrent_per_ip, 5);
+	assert_int_equal(cfg->auth_max_failures, 3);
+	assert_list(&cfg->auth_master_users, EMPTY);
+	assert_string_equal(cfg->auth_master_separator, "*");
 }
 
 static void test_defaults_when_empty(void **state)
@@ -628,6 +655,12 @@ static void test_lists(void **state)
 	assert_list(&cfg->imap.listen_tls, LIST("0.0.0.0:993", "[::]:993"));
 	cfg_free(&cfg);
 
+	/* Name lists: words; a control character is never part of a name. */
+	cfg = load_ok("[auth]\nmaster_users = admin, support@example.org\n  helpdesk\n");
+	assert_list(&cfg->auth_master_users, LIST("admin", "support@example.org", "helpdesk"));
+	cfg_free(&cfg);
+	load_fails("[auth]\nmaster_users = ad\x01min\n", 2, "[auth] master_users: bad name");
+
 	/* ';' starts a comment only after a space. */
 	load_fails("[imap]\ntrusted_proxies = 10.0.0.0/8\n  10.3.0.0/16,;x\n", 3, "bad network ';x'");
 
@@ -788,7 +821,7 @@ static void test_docs_cover_every_key(void **state)
 
 	/* cfg_print prints every key of the table: that is the list. */
 	collect_keys(printed, all);
-	assert_int_equal(all->count, 4 + 5 + 3 * 12);
+	assert_int_equal(all->count, 4 + 5 + 3 * 12 + 12);
 
 	/* docs/configuration.md has a heading for each key. */
 	char *doc = read_file(SOURCE_ROOT "/docs/configuration.md");
