@@ -210,6 +210,9 @@ int store_mailbox_copy(struct store_mailbox *mb, const uint32_t *uids, size_t co
 			if (store__exec(u, sql, err) < 0)
 				goto rollback;
 		}
+		store__digest_name(u, &dst_row, relname, true);
+		if (move)
+			store__digest_name(u, same ? &dst_row : &src_row, m.filename, false);
 		dest_uids_r[i] = uid;
 		dst_row.uidnext = uid + 1;
 		any = true;
@@ -222,14 +225,15 @@ int store_mailbox_copy(struct store_mailbox *mb, const uint32_t *uids, size_t co
 			 " modseq_ceiling = %llu WHERE id = %lld;",
 			 dst_row.uidnext, (unsigned long long)dst_modseq, dst_row.uid_ceiling,
 			 (unsigned long long)dst_row.modseq_ceiling, (long long)dst_row.id);
-		if (store__exec(u, sql, err) < 0)
+		if (store__exec(u, sql, err) < 0 || store__mbox_save_digests(u, &dst_row, err) < 0)
 			goto rollback;
 		if (move && !same) {
 			snprintf(sql, sizeof(sql),
 				 "UPDATE mailbox SET highestmodseq = %llu, modseq_ceiling = %llu"
 				 " WHERE id = %lld;", (unsigned long long)src_modseq,
 				 (unsigned long long)src_row.modseq_ceiling, (long long)src_row.id);
-			if (store__exec(u, sql, err) < 0)
+			if (store__exec(u, sql, err) < 0 ||
+			    store__mbox_save_digests(u, &src_row, err) < 0)
 				goto rollback;
 		}
 	}

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -83,6 +84,13 @@ static const char view_cache_schema[] =
 	"  uidnext INTEGER NOT NULL,"
 	"  data BLOB NOT NULL);";
 
+/* Added after version 1, where missing: the digests of what the index
+ * expects in each folder's new/ and cur/ (16 bytes, NULL: unknown; see
+ * sync.c), and the random SipHash key they are made with. */
+static const char digest_schema[] =
+	"ALTER TABLE mailbox ADD COLUMN new_digest BLOB;"
+	"ALTER TABLE mailbox ADD COLUMN cur_digest BLOB;";
+
 static bool index_stat(struct store_user *u, struct stat *st)
 {
 	char path[4096];
@@ -110,6 +118,71 @@ static int schema_version(struct store_user *u)
 		v = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	return v;
+}
+
+static bool has_digest_columns(struct store_user *u)
+{
+	sqlite3_stmt *st;
+	bool found = false;
+
+	if (sqlite3_prepare_v2(u->db, "SELECT 1 FROM pragma_table_info('mailbox')"
+			       " WHERE name = 'cur_digest'", -1, &st, NULL) != SQLITE_OK)
+		return false;
+	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
+}
+
+static bool read_digest_key(struct store_user *u)
+{
+	sqlite3_stmt *st;
+	int n = 0;
+
+	if (sqlite3_prepare_v2(u->db, "SELECT key, value FROM meta WHERE key IN"
+			       " ('digest_key0', 'digest_key1')", -1, &st, NULL) != SQLITE_OK)
+		return false;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(st, 0);
+
+		u->digest_key[key[strlen(key) - 1] == '1'] = (uint64_t)sqlite3_column_int64(st, 1);
+		n++;
+	}
+	sqlite3_finalize(st);
+	return n == 2;
+}
+
+/* The digest columns and key, added to an index made before them. Without
+ * them (the disk is full, say) this connection keeps no digests, and every
+ * sync whose directory times are not trusted reconciles in full. */
+static void digest_setup(struct store_user *u)
+{
+	struct store_error err = { 0 };
+	uint64_t key[2];
+
+	u->digests = false;
+	if (has_digest_columns(u) && read_digest_key(u)) {
+		u->digests = true;
+		return;
+	}
+	if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
+		log_warn("index of %s: no random key for the folder digests", u->dir);
+		return;
+	}
+	if (store__begin(u, false, &err) < 0) {
+		log_debug("index of %s: folder digests not added: %s", u->dir, err.msg);
+		return;
+	}
+	char sql[200];
+
+	snprintf(sql, sizeof(sql), "INSERT OR IGNORE INTO meta VALUES ('digest_key0', %lld),"
+		 " ('digest_key1', %lld)", (long long)key[0], (long long)key[1]);
+	if ((!has_digest_columns(u) && store__exec(u, digest_schema, &err) < 0) ||
+	    store__exec(u, sql, &err) < 0 || store__commit(u, &err) < 0) {
+		store__rollback(u);
+		log_debug("index of %s: folder digests not added: %s", u->dir, err.msg);
+		return;
+	}
+	u->digests = has_digest_columns(u) && read_digest_key(u);
 }
 
 /* Open (creating if needed) and check the index: 1 when it was created
@@ -181,8 +254,10 @@ int store__index_open(struct store_user *u, struct store_error *err)
 		}
 		if (store__commit(u, err) < 0)
 			goto fail;
+		digest_setup(u);
 		return 1;
 	}
+	digest_setup(u);
 	return 0;
 fail:
 	if (err->code == STORE_ERR_TEMP) {
@@ -255,16 +330,33 @@ void store__rollback(struct store_user *u)
 		sqlite3_exec(u->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+static void digest_from_column(sqlite3_stmt *st, int col, struct store_digest *d)
+{
+	const unsigned char *p = sqlite3_column_blob(st, col);
+
+	memset(d, 0, sizeof(*d));
+	if (p == NULL || sqlite3_column_bytes(st, col) != 16)
+		return;
+	for (int i = 0; i < 8; i++) {
+		d->a |= (uint64_t)p[i] << (8 * i);
+		d->b |= (uint64_t)p[8 + i] << (8 * i);
+	}
+	d->known = true;
+}
+
 int store__mbox_get(struct store_user *u, const char *name, struct store_mbox_row *row_r,
 		    struct store_error *err)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(u->db,
+	if (sqlite3_prepare_v2(u->db, u->digests ?
 			       "SELECT id, uidvalidity, uidnext, highestmodseq, special_use,"
 			       " new_mtime, cur_mtime, uid_ceiling, modseq_ceiling, history_modseq,"
-			       " scanned_at FROM mailbox WHERE name = ?",
+			       " scanned_at, new_digest, cur_digest FROM mailbox WHERE name = ?" :
+			       "SELECT id, uidvalidity, uidnext, highestmodseq, special_use,"
+			       " new_mtime, cur_mtime, uid_ceiling, modseq_ceiling, history_modseq,"
+			       " scanned_at, NULL, NULL FROM mailbox WHERE name = ?",
 			       -1, &st, NULL) != SQLITE_OK)
 		return store__fail_db(err, u->db, "mailbox lookup");
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -281,6 +373,8 @@ int store__mbox_get(struct store_user *u, const char *name, struct store_mbox_ro
 		row_r->modseq_ceiling = (uint64_t)sqlite3_column_int64(st, 8);
 		row_r->history_modseq = (uint64_t)sqlite3_column_int64(st, 9);
 		row_r->scanned_at = sqlite3_column_int64(st, 10);
+		digest_from_column(st, 11, &row_r->digest[STORE_DIGEST_NEW]);
+		digest_from_column(st, 12, &row_r->digest[STORE_DIGEST_CUR]);
 		sqlite3_finalize(st);
 		return 1;
 	}
@@ -288,6 +382,36 @@ int store__mbox_get(struct store_user *u, const char *name, struct store_mbox_ro
 	if (rc == SQLITE_DONE)
 		return 0;
 	return store__fail_db(err, u->db, "mailbox lookup");
+}
+
+int store__mbox_save_digests(struct store_user *u, const struct store_mbox_row *row,
+			     struct store_error *err)
+{
+	unsigned char blob[STORE_DIGEST_DIRS][16];
+	sqlite3_stmt *st;
+
+	if (!u->digests)
+		return 0;
+	if (sqlite3_prepare_v2(u->db, "UPDATE mailbox SET new_digest = ?, cur_digest = ?"
+			       " WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+		return store__fail_db(err, u->db, "mailbox update");
+	for (int d = 0; d < STORE_DIGEST_DIRS; d++) {
+		for (int i = 0; i < 8; i++) {
+			blob[d][i] = (unsigned char)(row->digest[d].a >> (8 * i));
+			blob[d][8 + i] = (unsigned char)(row->digest[d].b >> (8 * i));
+		}
+		if (row->digest[d].known)
+			sqlite3_bind_blob(st, 1 + d, blob[d], 16, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 1 + d);
+	}
+	sqlite3_bind_int64(st, 3, row->id);
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store__fail_db(err, u->db, "mailbox update");
+	return 0;
 }
 
 int store__mbox_save_ceilings(struct store_user *u, const struct store_mbox_row *row,

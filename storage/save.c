@@ -344,6 +344,9 @@ static int commit_one(struct store_user *u, struct commit_req *r)
 		store__fail_db(&r->err, u->db, "update mailbox");
 		goto fail;
 	}
+	store__digest_name(u, &row, relname, true);
+	if (store__mbox_save_digests(u, &row, &r->err) < 0)
+		goto fail;
 	/* Last: the file appears under its final name. */
 	if (save_place(s, r->final_path, &r->err) < 0)
 		goto fail;

@@ -35,6 +35,8 @@ struct store_user {
 	char *dir;              /* user directory */
 	char *maildir;          /* <dir>/Maildir */
 	sqlite3 *db;
+	uint64_t digest_key[2]; /* the index's SipHash key (sync.c) */
+	bool digests;           /* the index keeps listing digests */
 	dev_t index_dev;        /* the index file opened, to notice a new one */
 	ino_t index_ino;
 	struct store_quota quota;
@@ -47,6 +49,17 @@ struct store_uidstate {
 	uint32_t uid_ceiling;       /* UIDs below this may have been used */
 	uint64_t modseq_ceiling;    /* modseqs up to this may have been used */
 };
+
+/* An order-independent digest of a set of file names, kept per folder for
+ * new/ and cur/ (see sync.c): the sum, lane by lane modulo 2^64, of the
+ * keyed 128-bit SipHash of each "new/<name>" or "cur/<name>". known is
+ * false when the index holds none (NULL): a full reconcile is then due. */
+struct store_digest {
+	uint64_t a, b;
+	bool known;
+};
+
+enum { STORE_DIGEST_NEW, STORE_DIGEST_CUR, STORE_DIGEST_DIRS };
 
 /* A row of the mailbox table. */
 struct store_mbox_row {
@@ -61,6 +74,9 @@ struct store_mbox_row {
 	uint64_t modseq_ceiling;
 	uint64_t history_modseq;    /* expunges known from here on */
 	int64_t scanned_at;         /* last full listing, seconds */
+	/* What the index expects in new/ and cur/: every writer that adds,
+	 * renames or removes a message file updates it in its transaction. */
+	struct store_digest digest[STORE_DIGEST_DIRS];
 };
 
 struct store_mailbox {
@@ -163,6 +179,26 @@ int store__sync_folder(struct store_user *u, const char *name, bool force,
 		       struct store_error *err);
 int store__sync_folder_opts(struct store_user *u, const char *name, bool force,
 			    bool trust_uids, struct store_error *err);
+/* The names a sync considers in new/ and cur/ (the others are ignored by
+ * the sync and left out of the digests): not hidden, and parseable. */
+bool store__listed_name(const char *name);
+/* Add (or take away) one index file name, "new/..." or "cur/...", to the
+ * row's digests. Unknown digests stay unknown. */
+void store__digest_name(struct store_user *u, struct store_mbox_row *row, const char *relname,
+			bool add);
+/* Store the row's digests (NULL where unknown), in the writer's
+ * transaction. */
+int store__mbox_save_digests(struct store_user *u, const struct store_mbox_row *row,
+			     struct store_error *err);
+/* For tests: a folder's digests as stored in its mailbox row, as computed
+ * from scratch from its message rows, and from a listing of new/ and cur/. */
+int store__folder_digests(struct store_user *u, const char *name,
+			  struct store_digest stored_r[STORE_DIGEST_DIRS],
+			  struct store_digest index_r[STORE_DIGEST_DIRS],
+			  struct store_digest listed_r[STORE_DIGEST_DIRS], struct store_error *err);
+/* For tests: how many full reconciles (listing, parsing and matching every
+ * file) this process has done. */
+uint64_t store__full_reconciles(void);
 
 /* mailbox.c */
 int store__mbox_register(struct store_user *u, const char *name, const char *folder,

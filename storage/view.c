@@ -74,6 +74,13 @@ static void view_remove(struct store_mailbox *mb, uint32_t uid)
 	mb->count--;
 }
 
+static int msg_uid_cmp(const void *a, const void *b)
+{
+	const struct store_msg *x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
 /* Another process may have added keywords to the folder: a bit without a
  * name in this view means the list must be read again. */
 static int reload_keywords_if_needed(struct store_mailbox *mb, struct store_error *err)
@@ -132,20 +139,45 @@ int store__view_refresh(struct store_mailbox *mb, struct store_error *err)
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		goto fail;
-	if (sqlite3_prepare_v2(u->db, "SELECT uid, flags, keywords, modseq, internal_date,"
-			       " save_date, size, vsize FROM message WHERE mailbox_id = ? AND modseq > ?"
-			       " ORDER BY uid", -1, &st, NULL) != SQLITE_OK)
+	/* An empty view reads every row, in UID order. Otherwise the rows
+	 * changed since are found through the modseq index (not by walking
+	 * every row of the mailbox, which SQLite would pick for ORDER BY uid),
+	 * and put in UID order here, so that new messages are appends. */
+	bool all = mb->highestmodseq == 0;
+
+	if (sqlite3_prepare_v2(u->db, all ?
+			       "SELECT uid, flags, keywords, modseq, internal_date, save_date, size,"
+			       " vsize FROM message WHERE mailbox_id = ? AND modseq > ? ORDER BY uid" :
+			       "SELECT uid, flags, keywords, modseq, internal_date, save_date, size,"
+			       " vsize FROM message INDEXED BY message_modseq"
+			       " WHERE mailbox_id = ? AND modseq > ?", -1, &st, NULL) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, mb->id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)mb->highestmodseq);
+	struct store_msg *changed = NULL;
+	size_t nchanged = 0, cap = 0;
+
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_msg m;
 
 		msg_from_row(st, &m);
-		view_put(mb, &m);
+		if (all) {
+			view_put(mb, &m);
+		} else {
+			if (nchanged == cap) {
+				cap = cap == 0 ? 256 : cap * 2;
+				changed = xrealloc(changed, cap * sizeof(*changed));
+			}
+			changed[nchanged++] = m;
+		}
 		mb->changes_since_cache++;
 	}
 	sqlite3_finalize(st);
+	if (nchanged > 1)
+		qsort(changed, nchanged, sizeof(*changed), msg_uid_cmp);
+	for (size_t i = 0; i < nchanged; i++)
+		view_put(mb, &changed[i]);
+	free(changed);
 	if (rc != SQLITE_DONE)
 		goto fail;
 	/* The mailbox row again, inside this snapshot. */
@@ -256,6 +288,23 @@ static int64_t folder_message_count(struct store_user *u, int64_t id)
 	return n;
 }
 
+/* Fewer than STORE_RESCAN_AT_OPEN_MAX messages (counting no further). */
+static bool folder_is_small(struct store_user *u, int64_t id)
+{
+	sqlite3_stmt *st;
+	int64_t n = INT64_MAX;
+
+	if (sqlite3_prepare_v2(u->db, "SELECT count(*) FROM (SELECT 1 FROM message"
+			       " WHERE mailbox_id = ? LIMIT ?)", -1, &st, NULL) != SQLITE_OK)
+		return false;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, STORE_RESCAN_AT_OPEN_MAX);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n < STORE_RESCAN_AT_OPEN_MAX;
+}
+
 int store_mailbox_open(struct store_user *u, const char *name, struct store_mailbox **mb_r,
 		       struct store_error *err)
 {
@@ -274,7 +323,7 @@ int store_mailbox_open(struct store_user *u, const char *name, struct store_mail
 	}
 	/* Small folders are scanned in full at every open, which also heals an
 	 * index that lost a row; large ones only when their directories moved. */
-	bool small = folder_message_count(u, row.id) < STORE_RESCAN_AT_OPEN_MAX;
+	bool small = folder_is_small(u, row.id);
 
 	if (store__sync_folder(u, name, small, err) < 0 || store__mbox_get(u, name, &row, err) < 0)
 		return -1;
@@ -407,7 +456,7 @@ static int bump_mailbox(struct store_mailbox *mb, struct store_mbox_row *row, ui
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return store__fail_db(err, mb->user->db, "update mailbox");
-	return 0;
+	return store__mbox_save_digests(mb->user, row, err);
 }
 
 /* The mailbox row under the write lock; NOTFOUND if the mailbox went. */
@@ -562,6 +611,8 @@ int store_mailbox_set_flags(struct store_mailbox *mb, const uint32_t *uids, size
 			store__fail_db(err, u->db, "update flags");
 			goto fail;
 		}
+		store__digest_name(u, &row, cur.filename, false);
+		store__digest_name(u, &row, newrel, true);
 		changed = true;
 	}
 	if (changed && bump_mailbox(mb, &row, modseq, err) < 0)
@@ -631,6 +682,7 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t
 			 (unsigned long long)modseq);
 		if (store__exec(u, sql, err) < 0)
 			goto fail;
+		store__digest_name(u, &row, cur.filename, false);
 		changed = true;
 	}
 	if (changed && bump_mailbox(mb, &row, modseq, err) < 0)

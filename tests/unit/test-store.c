@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "storage/storage.h"
+/* For the folder digests and the count of full reconciles (sync.c). */
+#include "storage/storage-private.h"
 
 #include <sqlite3.h>
 #include <uv.h>
@@ -780,6 +782,244 @@ static void test_periodic_rescan(void **state)
 	assert_int_equal(access(path, F_OK), 0);
 }
 
+/* The digests of a folder as stored, as computed from its message rows and
+ * from a listing of new/ and cur/: all known and all equal. */
+static void assert_digests_agree(struct fixture *f, const char *name)
+{
+	struct store_digest stored[STORE_DIGEST_DIRS], index[STORE_DIGEST_DIRS];
+	struct store_digest listed[STORE_DIGEST_DIRS];
+	struct store_error err = { 0 };
+
+	if (store__folder_digests(f->u, name, stored, index, listed, &err) < 0)
+		fail_msg("digests of %s: %s", name, err.msg);
+	for (int d = 0; d < STORE_DIGEST_DIRS; d++) {
+		if (!stored[d].known || !index[d].known || !listed[d].known)
+			fail_msg("%s: digest %d unknown", name, d);
+		if (stored[d].a != index[d].a || stored[d].b != index[d].b)
+			fail_msg("%s: digest %d as stored differs from the index's", name, d);
+		if (stored[d].a != listed[d].a || stored[d].b != listed[d].b)
+			fail_msg("%s: digest %d as stored differs from the listing's", name, d);
+	}
+}
+
+static void test_digest_follows_every_change(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	char path[4096], path2[4096], names[8][256];
+	uint32_t uids[4], dest[2], uidvalidity;
+
+	/* A folder starts without a digest; its first sync makes one. */
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	assert_digests_agree(f, "INBOX");
+	uids[0] = save(f->u, "INBOX", "Subject: a\n\na\n", 0);
+	assert_digests_agree(f, "INBOX");
+	uids[1] = save(f->u, "INBOX", "Subject: b\n\nb\n", STORE_FLAG_SEEN);
+	uids[2] = save(f->u, "INBOX", "Subject: c\n\nc\n", 0);
+	uids[3] = save(f->u, "INBOX", "Subject: d\n\nd\n", 0);
+	assert_digests_agree(f, "INBOX");
+	assert_int_equal(store_mailbox_sync(mb, &err), 0);
+	/* From new/ to cur/, then within cur/. */
+	assert_int_equal(store_mailbox_set_flags(mb, uids, 1, STORE_FLAGS_ADD, STORE_FLAG_FLAGGED,
+						 NULL, 0, 0, NULL, &err), 0);
+	assert_digests_agree(f, "INBOX");
+	assert_int_equal(store_mailbox_set_flags(mb, uids, 2, STORE_FLAGS_ADD, STORE_FLAG_SEEN,
+						 NULL, 0, 0, NULL, &err), 0);
+	assert_digests_agree(f, "INBOX");
+	assert_int_equal(store_mailbox_expunge(mb, &uids[1], 1, &err), 0);
+	assert_digests_agree(f, "INBOX");
+	assert_int_equal(store_mailbox_copy(mb, uids, 1, "Archive", false, &uidvalidity, dest,
+					    &err), 0);
+	assert_digests_agree(f, "INBOX");
+	assert_digests_agree(f, "Archive");
+	assert_int_equal(store_mailbox_copy(mb, &uids[2], 1, "Trash", true, &uidvalidity, dest,
+					    &err), 0);
+	assert_digests_agree(f, "INBOX");
+	assert_digests_agree(f, "Trash");
+	/* A move within the folder: a new UID, the old one expunged. */
+	assert_int_equal(store_mailbox_copy(mb, &uids[3], 1, "INBOX", true, &uidvalidity, dest,
+					    &err), 0);
+	assert_digests_agree(f, "INBOX");
+
+	/* Changes by other programs, then a sync. */
+	snprintf(path, sizeof(path), "%s/Maildir/new/1700000000.M9P9.otherhost", f->dir);
+	write_file(path, "Subject: dropped\n\nhello\n");
+	snprintf(path, sizeof(path), "%s/Maildir/cur", f->dir);
+	int n = list_files(path, names, 8);
+
+	assert_true(n >= 2);
+	snprintf(path, sizeof(path), "%s/Maildir/cur/%s", f->dir, names[0]);
+	snprintf(path2, sizeof(path2), "%s/Maildir/cur/%sT", f->dir, names[0]);
+	assert_int_equal(rename(path, path2), 0);
+	snprintf(path, sizeof(path), "%s/Maildir/cur/%s", f->dir, names[1]);
+	assert_int_equal(unlink(path), 0);
+	/* Ignored by the sync, and by the digests: hidden and unparseable. */
+	snprintf(path, sizeof(path), "%s/Maildir/cur/.hidden", f->dir);
+	write_file(path, "x");
+	snprintf(path, sizeof(path), "%s/Maildir/cur/bad,U=0", f->dir);
+	write_file(path, "x");
+	assert_int_equal(store_mailbox_sync(mb, &err), 0);
+	assert_digests_agree(f, "INBOX");
+	store_mailbox_close(&mb);
+
+	/* A rebuild. */
+	store_user_close(&f->u);
+	assert_int_equal(store_user_rebuild(f->dir, &err), 0);
+	reopen(f);
+	assert_digests_agree(f, "INBOX");
+	assert_digests_agree(f, "Archive");
+	assert_digests_agree(f, "Trash");
+
+	/* An index from before the digests: the columns and key are added,
+	 * and the first sync of each folder reconciles in full. */
+	sqlite3 *db;
+
+	store_user_close(&f->u);
+	snprintf(path, sizeof(path), "%s/index.sqlite", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "ALTER TABLE mailbox DROP COLUMN new_digest;"
+				      "ALTER TABLE mailbox DROP COLUMN cur_digest;"
+				      "DELETE FROM meta WHERE key LIKE 'digest_key%'",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	reopen(f);
+	uint64_t full = store__full_reconciles();
+
+	mb = open_mb(f->u, "INBOX");
+	assert_true(store__full_reconciles() > full);
+	/* a (or d) renamed by the other program, and the dropped file. */
+	assert_int_equal(store_mailbox_count(mb), 2);
+	store_mailbox_close(&mb);
+	assert_digests_agree(f, "INBOX");
+}
+
+static void dir_mtime(const char *path, struct timespec *ts)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	*ts = st.st_mtim;
+}
+
+/* Give a directory the time it had right after our own change: as if the
+ * other program's change fell in the same timestamp tick. */
+static void same_tick(const char *path, const struct timespec *ts)
+{
+	struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, *ts };
+
+	assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+}
+
+enum foreign_change { FOREIGN_NONE, FOREIGN_RENAME, FOREIGN_DROP, FOREIGN_DELETE };
+
+/*
+ * Our flag change on a large folder (so that opening it does not list it in
+ * full anyway), then another program's change in the same tick, then the
+ * next open. Returns the view it opened; *full_r: whether the open
+ * reconciled in full.
+ */
+static struct store_mailbox *change_in_same_tick(struct fixture *f, enum foreign_change what,
+						 bool *full_r)
+{
+	struct store_error err = { 0 };
+	char newdir[1024], curdir[1024], path[4096], path2[4096];
+	struct timespec new_t, cur_t;
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+	/* The newest message is in new/: flagging it moves it to cur/. */
+	uint32_t uid = store_mailbox_msg(mb, store_mailbox_count(mb))->uid;
+
+	assert_int_equal(store_mailbox_set_flags(mb, &uid, 1, STORE_FLAGS_ADD, STORE_FLAG_FLAGGED,
+						 NULL, 0, 0, NULL, &err), 0);
+	store_mailbox_close(&mb);
+	snprintf(newdir, sizeof(newdir), "%s/Maildir/new", f->dir);
+	snprintf(curdir, sizeof(curdir), "%s/Maildir/cur", f->dir);
+	dir_mtime(newdir, &new_t);
+	dir_mtime(curdir, &cur_t);
+	switch (what) {
+	case FOREIGN_NONE:
+		break;
+	case FOREIGN_RENAME:
+		/* mutt marks message 100 (UID 100, as adopted) seen. */
+		snprintf(path, sizeof(path), "%s/1700000099.M2P2.t,S=14,W=17,U=100:2,", curdir);
+		snprintf(path2, sizeof(path2), "%s/1700000099.M2P2.t,S=14,W=17,U=100:2,S", curdir);
+		assert_int_equal(rename(path, path2), 0);
+		break;
+	case FOREIGN_DROP:
+		snprintf(path, sizeof(path), "%s/1700009999.M3P3.otherhost", newdir);
+		write_file(path, "Subject: dropped\n\nhello\n");
+		break;
+	case FOREIGN_DELETE:
+		snprintf(path, sizeof(path), "%s/1700000199.M2P2.t,S=14,W=17,U=200:2,", curdir);
+		assert_int_equal(unlink(path), 0);
+		break;
+	}
+	same_tick(newdir, &new_t);
+	same_tick(curdir, &cur_t);
+	uint64_t full = store__full_reconciles();
+
+	mb = open_mb(f->u, "INBOX");
+	*full_r = store__full_reconciles() > full;
+	return mb;
+}
+
+static void test_quick_check_sees_same_tick_changes(void **state)
+{
+	struct fixture *f = *state;
+	char path[4096];
+	bool full;
+
+	/* 1,200 messages adopted with their UIDs (a rebuild trusts U=). */
+	for (unsigned i = 0; i < 1200; i++) {
+		snprintf(path, sizeof(path), "%s/Maildir/cur/%u.M2P2.t,S=14,W=17,U=%u:2,", f->dir,
+			 1700000000 + i, i + 1);
+		write_file(path, "Subject: p\n\np\n");
+	}
+	struct store_error err = { 0 };
+
+	store_user_close(&f->u);
+	assert_int_equal(store_user_rebuild(f->dir, &err), 0);
+	reopen(f);
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	assert_int_equal(store_mailbox_count(mb), 1200);
+	assert_int_equal(store_mailbox_seq(mb, 100), 100);
+	store_mailbox_close(&mb);
+
+	/* Only our own change: the listings match, no full reconcile. */
+	save(f->u, "INBOX", "Subject: n\n\nn\n", 0);
+	mb = change_in_same_tick(f, FOREIGN_NONE, &full);
+	assert_false(full);
+	assert_int_equal(store_mailbox_count(mb), 1201);
+	store_mailbox_close(&mb);
+
+	/* A flag change by mutt in the same tick as ours. */
+	save(f->u, "INBOX", "Subject: n\n\nn\n", 0);
+	mb = change_in_same_tick(f, FOREIGN_RENAME, &full);
+	assert_true(full);
+	assert_int_equal(store_mailbox_msg(mb, store_mailbox_seq(mb, 100))->flags, STORE_FLAG_SEEN);
+	assert_int_equal(store_mailbox_count(mb), 1202);
+	store_mailbox_close(&mb);
+
+	/* A file dropped into new/ by another MDA. */
+	save(f->u, "INBOX", "Subject: n\n\nn\n", 0);
+	mb = change_in_same_tick(f, FOREIGN_DROP, &full);
+	assert_true(full);
+	assert_int_equal(store_mailbox_count(mb), 1204);
+	assert_string_equal(read_all(mb, store_mailbox_msg(mb, 1204)->uid),
+			    "Subject: dropped\r\n\r\nhello\r\n");
+	store_mailbox_close(&mb);
+
+	/* A file deleted by another program. */
+	save(f->u, "INBOX", "Subject: n\n\nn\n", 0);
+	mb = change_in_same_tick(f, FOREIGN_DELETE, &full);
+	assert_true(full);
+	assert_int_equal(store_mailbox_count(mb), 1204);
+	assert_int_equal(store_mailbox_seq(mb, 200), 0);
+	store_mailbox_close(&mb);
+	assert_digests_agree(f, "INBOX");
+}
+
 struct saver_arg {
 	const char *dir;
 	int count;
@@ -920,6 +1160,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_copy_and_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_cache_matches_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_periodic_rescan, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_digest_follows_every_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quick_check_sees_same_tick_changes, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_saves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_sees_delivery, setup, teardown),
 	};
