@@ -254,12 +254,30 @@ struct conn_handler {
 	void (*close_cb)(struct conn *c);
 };
 
-/* A daemon's protocol: its config section, ALPN name and handler. */
+struct uv_loop_s;
+
+/*
+ * A daemon's protocol: its config section, ALPN name and handler, and
+ * optional life-cycle hooks (NULL: none), through which a daemon starts
+ * helpers such as the auth worker without common/ knowing about them.
+ */
 struct service_def {
 	const char *name;          /* "imap": the [imap] section, log ident */
 	const char *program;       /* "tern-imapd" */
 	const char *alpn;          /* "imap" or NULL for no ALPN check */
 	const struct conn_handler *handler;
+	/* As root, after the listeners are bound and before the privilege
+	 * drop (fork helper processes here). Below 0 stops start-up. */
+	int (*prepare_cb)(const struct cfg *cfg);
+	/* After the drop, before the first connection is served: attach to
+	 * the loop. Below 0 stops start-up. */
+	int (*start_cb)(struct uv_loop_s *loop);
+	/* SIGHUP, after the new configuration loaded (valid during the call
+	 * only: keep copies). */
+	void (*reload_cb)(const struct cfg *cfg);
+	/* Shutdown, once every connection is gone (or start-up failed after
+	 * prepare_cb succeeded): stop helpers and close their handles. */
+	void (*stop_cb)(void);
 };
 
 /* Session data pointer, owned by the protocol. */

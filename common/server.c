@@ -1,9 +1,10 @@
 /*
  * server.c — a daemon's life: command line, configuration, listeners,
  * privilege drop, signals (SIGTERM/SIGINT: graceful shutdown; SIGHUP:
- * reload), the per-address connection table, trusted proxies, and the
+ * reload), the per-address connection table, trusted proxies, the
  * "kick" idle handle that flushes output and runs deferred input once per
- * loop turn.
+ * loop turn, and the service's life-cycle hooks (prepare as root, start
+ * after the privilege drop, reload, stop once the connections are gone).
  */
 #include "common-private.h"
 
@@ -24,6 +25,10 @@
 #endif
 
 #define IP_TABLE_SIZE 1024
+
+/* prepare_cb succeeded and stop_cb is still owed. One daemon per process,
+ * so this need not live in struct server. */
+static bool hooks_prepared;
 
 struct ip_count {
 	struct ip_count *next;
@@ -128,11 +133,23 @@ void server__kick(struct server *s)
 
 /* ------------------------------------------------------------ shutdown */
 
+static void server_stop_hooks(struct server *s)
+{
+	if (!hooks_prepared)
+		return;
+	hooks_prepared = false;
+	if (s->def->stop_cb != NULL)
+		s->def->stop_cb();
+}
+
 static void server_finish(struct server *s)
 {
 	if (s->finished)
 		return;
 	s->finished = true;
+	/* Helpers (the auth worker) hold handles that would keep the loop
+	 * running; no session can be waiting for them any more. */
+	server_stop_hooks(s);
 	uv_close((uv_handle_t *)&s->kick, NULL);
 	uv_close((uv_handle_t *)&s->shutdown_timer, NULL);
 	uv_close((uv_handle_t *)&s->sig_term, NULL);
@@ -236,6 +253,8 @@ static void server_reload(struct server *s)
 		}
 	}
 	log_set_level(cfg->log_level);
+	if (s->def->reload_cb != NULL)
+		s->def->reload_cb(cfg);
 	cfg_free(&s->cfg);
 	s->cfg = cfg;
 	s->svc = svc;
@@ -379,8 +398,14 @@ static int run_server(struct server *s)
 	}
 	if (bind_all(s) < 0)
 		return 1;
-	if (priv_drop(s->cfg->mail_user) < 0)
+	if (s->def->prepare_cb != NULL && s->def->prepare_cb(s->cfg) < 0)
 		return 1;
+	hooks_prepared = true;
+	if (priv_drop(s->cfg->mail_user) < 0 ||
+	    (s->def->start_cb != NULL && s->def->start_cb(s->loop) < 0)) {
+		server_stop_hooks(s);
+		return 1;
+	}
 
 	uv_idle_init(s->loop, &s->kick);
 	s->kick.data = s;

@@ -164,6 +164,56 @@ int store_user_rebuild(const char *user_dir, struct store_error *err);
 /* Bytes (CRLF sizes) and messages stored, over all folders. */
 int store_user_usage(struct store_user *u, uint64_t *bytes_r, uint64_t *messages_r,
 		     struct store_error *err);
+/* Sync every folder in full with its files, then recount the usage from
+ * the messages: the stored values before (*old_*) and after. */
+int store_user_usage_recalc(struct store_user *u, uint64_t *old_bytes_r,
+			    uint64_t *old_messages_r, uint64_t *bytes_r, uint64_t *messages_r,
+			    struct store_error *err);
+
+/* ------------------------------------------------------------ checking */
+
+enum store_check_kind {
+	STORE_CHECK_NO_INDEX,           /* no index, or a rebuild never finished */
+	STORE_CHECK_FOLDER_UNINDEXED,   /* a folder on disk the index does not know */
+	STORE_CHECK_FOLDER_MISSING,     /* a mailbox of the index whose folder is gone */
+	STORE_CHECK_FILE_UNINDEXED,     /* a message file the index does not know */
+	STORE_CHECK_FILE_MISSING,       /* an index row whose file is gone */
+	STORE_CHECK_FILE_RENAMED,       /* a row's file has another name now */
+	STORE_CHECK_DUPLICATE_UID,      /* two files carry the same U= */
+	STORE_CHECK_UID,                /* a row's UID disagrees with U= or UIDNEXT */
+	STORE_CHECK_FLAGS,              /* flags of a row and its file name differ */
+	STORE_CHECK_SIZE,               /* a row's size is not the file's */
+	STORE_CHECK_UIDSTATE,           /* tern-uidstate missing or disagreeing */
+	STORE_CHECK_USAGE,              /* usage totals are not the messages' sum */
+};
+
+struct store_check_problem {
+	const char *mailbox;            /* NULL for the whole user */
+	enum store_check_kind kind;
+	const char *detail;             /* one line, for people */
+};
+
+struct store_check_summary {
+	uint32_t mailboxes;             /* mailboxes compared with their folder */
+	uint64_t messages;              /* index rows seen */
+	uint64_t files;                 /* message files seen */
+	uint64_t problems;
+};
+
+/* Called for each problem; p and its strings are valid during the call. */
+typedef void store_check_cb(const struct store_check_problem *p, void *data);
+
+/*
+ * Compare the index of the user in user_dir with the Maildir, changing
+ * nothing (no sync, no rebuild, no index created): mailboxes and folders,
+ * rows and files, UIDs, flags, sizes, tern-uidstate and the usage totals.
+ * Holds the index write lock while it compares each folder (so a delivery
+ * in progress is not a problem), which delays writers as long as a folder
+ * listing takes. Returns 0 with *sum_r filled (consistent when
+ * sum_r->problems is 0), or -1: NOTFOUND when there is no Maildir.
+ */
+int store_user_check(const char *user_dir, store_check_cb *cb, void *data,
+		     struct store_check_summary *sum_r, struct store_error *err);
 
 /* ---------------------------------------------------------- mailboxes */
 

@@ -812,3 +812,147 @@ def control_handshake(client_ctx, timeout=READ_TIMEOUT):
         return res
     finally:
         shutil.rmtree(cert_dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ auth
+#
+# Authentication end to end: a private PAM directory per test (PAM service
+# files written by the test, never /etc/pam.d), virtual users created with
+# the real `ternctl user add`, and the auth worker processes of a daemon.
+
+
+def ternctl_binary():
+    path = os.path.join(build_dir(), "ctl", "ternctl")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{path} is missing: build ctl/ternctl first")
+    return path
+
+
+def pam_tern_module():
+    path = os.path.join(build_dir(), "auth", "pam_tern.so")
+    if not os.path.exists(path):
+        pytest.fail(f"{path} is missing: build auth/pam_tern.so first")
+    return path
+
+
+def shipped_pam_service(name):
+    """etc/pam.d/<name> of the source tree, with pam_tern.so replaced by
+    the built module's absolute path."""
+    with open(os.path.join(source_dir(), "etc", "pam.d", name)) as f:
+        text = f.read()
+    return re.sub(r"(?m)^(\s*\w+\s+\S+\s+)pam_tern\.so", r"\g<1>" + pam_tern_module(), text)
+
+
+def children(pid):
+    """Pids whose parent is pid (from /proc/*/stat)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name is in parentheses and may contain spaces.
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            out.append(int(name))
+    return out
+
+
+def auth_worker_pids(daemon, timeout=READ_TIMEOUT):
+    """(supervisor, checker) of a daemon's auth worker: the daemon's child
+    and its child. Waits for a checker (it is restarted after a crash)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sup = children(daemon.pid)
+        assert len(sup) == 1, f"daemon {daemon.pid} has children {sup}, expected the auth worker"
+        chk = children(sup[0])
+        if len(chk) == 1:
+            return sup[0], chk[0]
+        assert time.monotonic() < deadline, f"auth worker {sup[0]} has children {chk}"
+        time.sleep(0.02)
+
+
+class AuthEnv:
+    """One test's authentication setup: a PAM directory, a users database,
+    and the [auth] section to give the daemon (conf()). The same settings
+    go into a config file for ternctl."""
+
+    def __init__(self, workdir, uid, gid):
+        self.workdir = workdir
+        self.uid, self.gid = uid, gid
+        self.pam_dir = os.path.join(workdir, "pam.d")
+        os.makedirs(self.pam_dir, exist_ok=True)
+        os.chmod(self.pam_dir, 0o755)
+        self.users_db = os.path.join(workdir, "users.sqlite")
+        self.mail_root = os.path.join(workdir, "mail")
+        self.service = "tern"
+        self.auth = {
+            "users": "virtual",
+            "users_db": self.users_db,
+            "pam_service": self.service,
+            "pam_confdir": self.pam_dir,
+            # Tests about delays set them; the others should not wait.
+            "failure_delay": "0",
+        }
+        self.set_pam(shipped_pam_service("tern-virtual"))
+
+    def conf(self, auth=None, extra=None):
+        """Config overrides for the echod fixture: {"auth": {...}, ...}."""
+        a = dict(self.auth)
+        a.update(auth or {})
+        out = {"auth": a}
+        for sec, keys in (extra or {}).items():
+            out.setdefault(sec, {}).update(keys)
+        return out
+
+    def set_pam(self, text):
+        """The PAM service file the daemon reads."""
+        path = os.path.join(self.pam_dir, self.service)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o644)
+
+    def pam_with_script(self, script_body):
+        """pam_exec running a shell script (with $PAM_USER, $PAM_RHOST)
+        before the shipped tern-virtual stack: a slow or observed PAM."""
+        script = os.path.join(self.workdir, "pam-hook.sh")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\n" + script_body + "\nexit 0\n")
+        os.chmod(script, 0o755)
+        os.chown(script, self.uid, self.gid)
+        self.set_pam(f"auth required pam_exec.so quiet {script}\n"
+                     + shipped_pam_service("tern-virtual"))
+
+    def ctl_config(self):
+        path = os.path.join(self.workdir, "ternctl.conf")
+        text = render_config({
+            "global": {"mail_user": MAIL_USER, "mail_root": self.mail_root},
+            "auth": self.auth,
+        })
+        install_file(text.encode(), path, self.uid, self.gid, 0o644)
+        return path
+
+    def ternctl(self, *args, password=None, check=True):
+        """Run ternctl with this setup's config; password goes to stdin."""
+        argv = [ternctl_binary(), "-c", self.ctl_config()] + list(args)
+        p = subprocess.run(argv, input=(password + "\n").encode() if password is not None
+                           else None, stdin=None if password is not None else subprocess.DEVNULL,
+                           capture_output=True, timeout=60)
+        if check:
+            assert p.returncode == 0, \
+                f"{' '.join(args)}: exit {p.returncode}: {p.stderr.decode(errors='replace')}"
+        return p
+
+    def add_user(self, name, password):
+        self.ternctl("user", "add", name, "--password-stdin", password=password)
+
+
+@pytest.fixture
+def auth_env(workdir, mail_user):
+    """An AuthEnv for this test: PAM through the built pam_tern.so with the
+    shipped tern-virtual service file, an empty users database."""
+    _, uid, gid = mail_user
+    return AuthEnv(workdir, uid, gid)

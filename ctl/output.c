@@ -1,0 +1,226 @@
+/*
+ * output.c — how ternctl talks: errors and usage on stderr, and the JSON
+ * writer behind --json on stdout.
+ *
+ * The JSON is written as it goes (no document is built in memory), compact,
+ * one document per command ended by a newline, so scripts can pipe it to
+ * jq or json.loads it. A small stack remembers, per open object or array,
+ * whether a comma is due. Strings are escaped as RFC 8259 requires: quotes,
+ * backslashes and every control character; valid UTF-8 passes through, and
+ * a byte that is not part of valid UTF-8 becomes U+FFFD, so the output is
+ * always valid JSON whatever a file name or a user record holds.
+ */
+#include "ctl.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- errors */
+
+void ctl_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("ternctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int ctl_usage(const struct ctl_command *cmd)
+{
+	fprintf(stderr, "usage: ternctl %s%s%s\n", cmd->name, cmd->usage[0] != '\0' ? " " : "",
+		cmd->usage);
+	fprintf(stderr, "Try 'ternctl %s --help' for more information.\n", cmd->name);
+	return EX_USAGE;
+}
+
+/* ------------------------------------------------------------------ JSON */
+
+/* Deeper than any document ternctl writes; beyond it nesting is a bug. */
+#define JSON_DEPTH_MAX 16
+
+static struct {
+	unsigned depth;
+	bool need_comma[JSON_DEPTH_MAX + 1];
+} json;
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is not one:
+ * no overlong forms, no surrogates, nothing above U+10FFFF. */
+static size_t utf8_seq_len(const unsigned char *s, size_t avail)
+{
+	unsigned char c = s[0];
+	size_t len;
+	unsigned long cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (avail < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+static void json_write_escaped(const char *value)
+{
+	const unsigned char *s = (const unsigned char *)value;
+	size_t left = strlen(value);
+
+	putchar('"');
+	while (left > 0) {
+		unsigned char c = *s;
+		size_t n;
+
+		switch (c) {
+		case '"':
+			fputs("\\\"", stdout);
+			break;
+		case '\\':
+			fputs("\\\\", stdout);
+			break;
+		case '\b':
+			fputs("\\b", stdout);
+			break;
+		case '\f':
+			fputs("\\f", stdout);
+			break;
+		case '\n':
+			fputs("\\n", stdout);
+			break;
+		case '\r':
+			fputs("\\r", stdout);
+			break;
+		case '\t':
+			fputs("\\t", stdout);
+			break;
+		default:
+			if (c < 0x20) {
+				printf("\\u%04x", c);
+				break;
+			}
+			n = utf8_seq_len(s, left);
+			if (n == 0) {
+				fputs("\\ufffd", stdout);
+				break;
+			}
+			fwrite(s, 1, n, stdout);
+			s += n;
+			left -= n;
+			continue;
+		}
+		s++;
+		left--;
+	}
+	putchar('"');
+}
+
+/* The separator and key before a value at the current level. */
+static void json_value_prefix(const char *key)
+{
+	if (json.need_comma[json.depth])
+		putchar(',');
+	json.need_comma[json.depth] = true;
+	if (key != NULL) {
+		json_write_escaped(key);
+		putchar(':');
+	}
+}
+
+static void json_open(const char *key, char bracket)
+{
+	json_value_prefix(key);
+	putchar(bracket);
+	if (json.depth >= JSON_DEPTH_MAX) {
+		log_error("JSON nested deeper than %d", JSON_DEPTH_MAX);
+		abort();
+	}
+	json.depth++;
+	json.need_comma[json.depth] = false;
+}
+
+static void json_close(char bracket)
+{
+	if (json.depth == 0) {
+		log_error("JSON closed more often than opened");
+		abort();
+	}
+	json.depth--;
+	putchar(bracket);
+}
+
+void ctl_json_begin_object(const char *key)
+{
+	json_open(key, '{');
+}
+
+void ctl_json_end_object(void)
+{
+	json_close('}');
+}
+
+void ctl_json_begin_array(const char *key)
+{
+	json_open(key, '[');
+}
+
+void ctl_json_end_array(void)
+{
+	json_close(']');
+}
+
+void ctl_json_string(const char *key, const char *value)
+{
+	json_value_prefix(key);
+	if (value == NULL)
+		fputs("null", stdout);
+	else
+		json_write_escaped(value);
+}
+
+void ctl_json_uint(const char *key, uint64_t value)
+{
+	json_value_prefix(key);
+	printf("%llu", (unsigned long long)value);
+}
+
+void ctl_json_int(const char *key, int64_t value)
+{
+	json_value_prefix(key);
+	printf("%lld", (long long)value);
+}
+
+void ctl_json_bool(const char *key, bool value)
+{
+	json_value_prefix(key);
+	fputs(value ? "true" : "false", stdout);
+}
+
+void ctl_json_finish(void)
+{
+	putchar('\n');
+	json.depth = 0;
+	json.need_comma[0] = false;
+}
