@@ -847,7 +847,10 @@ static int worker_drop_privileges(const struct cfg *cfg)
 		struct group *gr = getgrnam("shadow");
 
 		if (gr == NULL) {
-			log_info("auth worker: no shadow group, pam_unix uses its helper");
+			/* unix_chkpwd checks only its caller's own password,
+			 * so without the group pam_unix refuses everyone. */
+			log_warn("auth worker: no shadow group: pam_unix cannot read "
+				 "/etc/shadow, so system users cannot log in");
 		} else {
 			bool have = false;
 

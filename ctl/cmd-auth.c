@@ -101,19 +101,24 @@ static void print_result(const struct ctl *ctl, const char *login, const struct 
 	printf("quota_messages: %llu\n", (unsigned long long)u->quota_messages);
 }
 
-/* Ask the worker and wait for its answer. */
-static int run_check(struct ctl *ctl, struct auth_client *client, const char *login,
-		     const char *password, const char *remote, struct auth_test *t)
+/* Ask the worker and wait for its answer; the client is stopped in every
+ * case. */
+static int run_check(struct auth_client *client, const char *login, const char *password,
+		     const char *remote, struct auth_test *t)
 {
 	uv_loop_t loop;
 	int ret = uv_loop_init(&loop);
 
 	if (ret < 0) {
 		ctl_error("cannot start an event loop: %s", uv_strerror(ret));
+		auth_client_stop(&client);
 		return EX_SOFTWARE;
 	}
 	t->loop = &loop;
 	if (auth_client_attach(client, &loop) < 0) {
+		/* Stop the worker and close what attach opened. */
+		auth_client_stop(&client);
+		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);
 		return EX_SOFTWARE;
 	}
@@ -149,39 +154,37 @@ static const struct option test_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+struct test_opts {
+	bool from_stdin;
+	const char *remote;
+};
+
+static int take_option(int opt, const char *value, void *data)
+{
+	struct test_opts *o = data;
+
+	if (opt == OPT_PASSWORD_STDIN)
+		o->from_stdin = true;
+	else if (opt == OPT_REMOTE)
+		o->remote = value;
+	else
+		return -1;
+	return 0;
+}
+
 static int cmd_test(struct ctl *ctl, int argc, char **argv)
 {
-	const struct ctl_command *cmd = &ctl_auth_commands[0];
-	bool from_stdin = false;
-	const char *remote = "127.0.0.1";
-	int c;
+	struct test_opts o = { .remote = "127.0.0.1" };
+	int first = ctl_parse_options(&ctl_auth_commands[0], argc, argv, "", test_options, 1,
+				      take_option, &o);
 
-	optind = 0; /* a fresh scan (glibc) */
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", test_options, NULL)) != -1) {
-		switch (c) {
-		case OPT_PASSWORD_STDIN:
-			from_stdin = true;
-			break;
-		case OPT_REMOTE:
-			remote = optarg;
-			break;
-		case ':':
-			ctl_error("option '%s' needs a value", argv[optind - 1]);
-			return ctl_usage(cmd);
-		default:
-			ctl_error("unknown option '%s'", argv[optind - 1]);
-			return ctl_usage(cmd);
-		}
-	}
-	if (argc - optind != 1) {
-		ctl_error(argc - optind < 1 ? "missing argument" : "too many arguments");
-		return ctl_usage(cmd);
-	}
-	const char *login = argv[optind];
+	if (first < 0)
+		return EX_USAGE;
+	const char *login = argv[first];
 	char ipbuf[16];
 
-	if (uv_inet_pton(AF_INET, remote, ipbuf) != 0 && uv_inet_pton(AF_INET6, remote, ipbuf) != 0) {
+	if (uv_inet_pton(AF_INET, o.remote, ipbuf) != 0 &&
+	    uv_inet_pton(AF_INET6, o.remote, ipbuf) != 0) {
 		ctl_error("--remote needs an IPv4 or IPv6 address");
 		return EX_USAGE;
 	}
@@ -196,7 +199,7 @@ static int cmd_test(struct ctl *ctl, int argc, char **argv)
 	}
 
 	char password[CTL_PASSWORD_MAX + 1];
-	int rc = ctl_read_password(login, from_stdin, false, password);
+	int rc = ctl_read_password(login, o.from_stdin, false, password);
 
 	if (rc != EX_OK) {
 		auth_client_stop(&client);
@@ -205,7 +208,7 @@ static int cmd_test(struct ctl *ctl, int argc, char **argv)
 
 	struct auth_test t = { 0 };
 
-	rc = run_check(ctl, client, login, password, remote, &t);
+	rc = run_check(client, login, password, o.remote, &t);
 	mem_wipe(password, sizeof(password));
 	if (rc != EX_OK)
 		return rc;

@@ -12,10 +12,8 @@
 
 static int cmd_check(struct ctl *ctl, int argc, char **argv)
 {
-	if (argc > 1) {
-		ctl_error("too many arguments");
-		return ctl_usage(&ctl_config_commands[0]);
-	}
+	if (ctl_parse_options(&ctl_config_commands[0], argc, argv, "", NULL, 0, NULL, NULL) < 0)
+		return EX_USAGE;
 	cfg_print(ctl->cfg, stdout);
 	return EX_OK;
 }

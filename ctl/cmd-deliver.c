@@ -25,7 +25,6 @@
  */
 #include "ctl/ctl.h"
 
-#include <getopt.h>
 #include <string.h>
 
 #define DELIVER_CHUNK (64 * 1024)
@@ -48,8 +47,8 @@ static int begin_save(struct store_user *u, const char *user, const char **mailb
 	if ((err->code != STORE_ERR_NOTFOUND && err->code != STORE_ERR_BADNAME) ||
 	    strcmp(*mailbox, "INBOX") == 0)
 		return -1;
-	fprintf(stderr, "ternctl: %s: mailbox %s does not exist (%s): delivering to INBOX\n",
-		user, *mailbox, err->msg);
+	ctl_error("%s: mailbox %s does not exist (%s): delivering to INBOX", user, *mailbox,
+		  err->msg);
 	*mailbox = "INBOX";
 	return store_save_begin(u, *mailbox, s, err);
 }
@@ -109,11 +108,6 @@ static int copy_stdin(struct store_save *s, const char *user, uint64_t *size_r,
 
 static int deliver(struct ctl *ctl, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "mailbox", required_argument, NULL, 'm' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const struct ctl_command *cmd = &ctl_deliver_commands[0];
 	const char *mailbox = "INBOX";
 	struct auth_user user;
 	struct store_user *u;
@@ -121,18 +115,12 @@ static int deliver(struct ctl *ctl, int argc, char **argv)
 	struct store_error err = { 0 };
 	uint32_t uidvalidity, uid;
 	uint64_t size = 0;
-	int opt, rc;
+	int first = ctl_parse_mailbox_option(&ctl_deliver_commands[0], argc, argv, 1, &mailbox);
+	int rc;
 
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "m:", longopts, NULL)) != -1) {
-		if (opt != 'm')
-			return ctl_usage(cmd);
-		mailbox = optarg;
-	}
-	if (argc - optind != 1)
-		return ctl_usage(cmd);
-	rc = ctl_open_store(ctl, argv[optind], &user, &u);
+	if (first < 0)
+		return EX_USAGE;
+	rc = ctl_open_store(ctl, argv[first], &user, &u);
 	if (rc != EX_OK)
 		/* Only an unknown user is final: the MTA retries the rest. */
 		return rc == EX_NOUSER ? EX_NOUSER : EX_TEMPFAIL;

@@ -20,14 +20,11 @@
 
 #include <string.h>
 
-/* Each command takes USER and nothing else. */
+/* Each command takes USER and no options: the index of USER in argv, or
+ * -1 after printing the usage. */
 static int only_user(const struct ctl_command *cmd, int argc, char **argv)
 {
-	if (argc != 2 || argv[1][0] == '-') {
-		ctl_usage(cmd);
-		return -1;
-	}
-	return 0;
+	return ctl_parse_options(cmd, argc, argv, "", NULL, 1, NULL, NULL);
 }
 
 /* ---------------------------------------------------------- rebuild */
@@ -101,16 +98,16 @@ static void json_side(const char *key, const struct counts *c, int slot, bool pr
 
 static int index_rebuild(struct ctl *ctl, int argc, char **argv)
 {
-	const struct ctl_command *cmd = &ctl_index_commands[0];
+	int first = only_user(&ctl_index_commands[0], argc, argv);
 	struct auth_user user;
 	struct store_user *u;
 	struct store_error err = { 0 };
 	struct snapshot snap = { 0 };
 	int rc;
 
-	if (only_user(cmd, argc, argv) < 0)
+	if (first < 0)
 		return EX_USAGE;
-	rc = ctl_open_store(ctl, argv[1], &user, &u);
+	rc = ctl_open_store(ctl, argv[first], &user, &u);
 	if (rc != EX_OK)
 		return rc;
 	struct arena *a = arena_new(0);
@@ -124,7 +121,7 @@ static int index_rebuild(struct ctl *ctl, int argc, char **argv)
 		arena_free(&a);
 		return ctl_store_exit(&err);
 	}
-	rc = ctl_open_store(ctl, argv[1], &user, &u);
+	rc = ctl_open_store(ctl, argv[first], &user, &u);
 	if (rc != EX_OK) {
 		arena_free(&a);
 		return rc;
@@ -223,16 +220,16 @@ static void check_problem_cb(const struct store_check_problem *p, void *data)
 
 static int index_check(struct ctl *ctl, int argc, char **argv)
 {
-	const struct ctl_command *cmd = &ctl_index_commands[1];
+	int first = only_user(&ctl_index_commands[1], argc, argv);
 	struct auth_user user;
 	struct store_error err = { 0 };
 	struct store_check_summary sum;
 	int rc;
 
-	if (only_user(cmd, argc, argv) < 0)
+	if (first < 0)
 		return EX_USAGE;
 	/* Only the lookup: opening the store could sync or rebuild. */
-	rc = ctl_lookup_user(ctl, argv[1], &user);
+	rc = ctl_lookup_user(ctl, argv[first], &user);
 	if (rc != EX_OK)
 		return rc;
 
@@ -283,16 +280,16 @@ static int index_check(struct ctl *ctl, int argc, char **argv)
 
 static int quota_recalc(struct ctl *ctl, int argc, char **argv)
 {
-	const struct ctl_command *cmd = &ctl_index_commands[2];
+	int first = only_user(&ctl_index_commands[2], argc, argv);
 	struct auth_user user;
 	struct store_user *u;
 	struct store_error err = { 0 };
 	uint64_t old_bytes, old_messages, bytes, messages;
 	int rc;
 
-	if (only_user(cmd, argc, argv) < 0)
+	if (first < 0)
 		return EX_USAGE;
-	rc = ctl_open_store(ctl, argv[1], &user, &u);
+	rc = ctl_open_store(ctl, argv[first], &user, &u);
 	if (rc != EX_OK)
 		return rc;
 	if (store_user_usage_recalc(u, &old_bytes, &old_messages, &bytes, &messages, &err) < 0) {

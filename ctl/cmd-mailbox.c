@@ -19,6 +19,7 @@
 #include "ctl/ctl.h"
 
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -72,52 +73,81 @@ static void json_special_use(uint32_t use)
 	ctl_json_end_array();
 }
 
-/* Options of a command: parsed with getopt_long from argv[0] (the
- * command's word, which getopt skips). Returns the index of the first
- * operand, or -1 after printing usage. */
-static int parse_options(const struct ctl_command *cmd, int argc, char **argv,
-			 const struct option *longopts, const char *shortopts,
-			 int (*take)(int opt, const char *arg, void *data), void *data)
-{
-	int opt;
+/* ------------------------------------------------------------ common */
 
-	optind = 0; /* restart getopt for this argv */
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
-		if (opt == '?' || take == NULL || take(opt, optarg, data) < 0) {
-			ctl_usage(cmd);
-			return -1;
-		}
-	}
-	return optind;
+/* What a mailbox command works on: its operands, the user named by the
+ * first, their open store, and an arena for the answers. */
+struct session {
+	char **args;
+	struct auth_user user;
+	struct store_user *u;
+	struct arena *a;
+	struct store_error err;
+};
+
+/* Open the store of the user args[0] names. EX_OK, or the exit code after
+ * saying why. */
+static int open_session(struct ctl *ctl, char **args, struct session *s)
+{
+	int rc = ctl_open_store(ctl, args[0], &s->user, &s->u);
+
+	s->args = args;
+	if (rc == EX_OK)
+		s->a = arena_new(0);
+	return rc;
+}
+
+static const struct ctl_command *find_cmd(const char *name);
+
+/* The start of a command without options: its operands (USER first)
+ * parsed, then open_session. */
+static int begin(struct ctl *ctl, const char *name, int argc, char **argv, int operands,
+		 struct session *s)
+{
+	int first = ctl_parse_options(find_cmd(name), argc, argv, "", NULL, operands, NULL, NULL);
+
+	if (first < 0)
+		return EX_USAGE;
+	return open_session(ctl, argv + first, s);
+}
+
+/* Close what begin opened; returns rc. */
+static int finish(struct session *s, int rc)
+{
+	arena_free(&s->a);
+	store_user_close(&s->u);
+	return rc;
+}
+
+/* A store call failed: "USER: <what>: <error>" on stderr, then finish
+ * with the error's exit code. */
+static int fail(struct session *s, const char *fmt, ...) ATTR_PRINTF(2, 3);
+
+static int fail(struct session *s, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	ctl_error("%s: %s: %s", s->user.name, what, s->err.msg);
+	return finish(s, ctl_store_exit(&s->err));
 }
 
 /* ------------------------------------------------------------- list */
 
-static const struct ctl_command *find_cmd(const char *name);
-
 static int mailbox_list(struct ctl *ctl, int argc, char **argv)
 {
-	const struct ctl_command *cmd = find_cmd("mailbox list");
-	int first = parse_options(cmd, argc, argv, NULL, "", NULL, NULL);
-	struct auth_user user;
-	struct store_user *u;
-	struct store_error err = { 0 };
+	struct session s = { 0 };
 	struct store_mailbox_info *list;
 	size_t count;
-	int rc;
+	int rc = begin(ctl, "mailbox list", argc, argv, 1, &s);
 
-	if (first < 0)
-		return EX_USAGE;
-	if (argc - first != 1)
-		return ctl_usage(cmd);
-	rc = ctl_open_store(ctl, argv[first], &user, &u);
 	if (rc != EX_OK)
 		return rc;
-	struct arena *a = arena_new(0);
-
-	if (store_mailbox_list(u, a, &list, &count, &err) < 0)
-		goto fail;
+	if (store_mailbox_list(s.u, s.a, &list, &count, &s.err) < 0)
+		return fail(&s, "cannot list the mailboxes");
 	/* Fresh counts: each folder synced with its files first. */
 	for (size_t i = 0; i < count; i++) {
 		if (!list[i].exists)
@@ -125,13 +155,13 @@ static int mailbox_list(struct ctl *ctl, int argc, char **argv)
 		struct store_mailbox_info info;
 		bool subscribed = list[i].subscribed, children = list[i].has_children;
 
-		if (store_mailbox_status(u, list[i].name, a, &info, &err) < 0) {
-			if (err.code == STORE_ERR_NOTFOUND) {
+		if (store_mailbox_status(s.u, list[i].name, s.a, &info, &s.err) < 0) {
+			if (s.err.code == STORE_ERR_NOTFOUND) {
 				/* Deleted by someone else meanwhile. */
 				list[i].exists = false;
 				continue;
 			}
-			goto fail;
+			return fail(&s, "cannot read mailbox %s", list[i].name);
 		}
 		list[i] = info;
 		list[i].subscribed = subscribed;
@@ -139,7 +169,7 @@ static int mailbox_list(struct ctl *ctl, int argc, char **argv)
 	}
 	if (ctl->json) {
 		ctl_json_begin_object(NULL);
-		ctl_json_string("user", user.name);
+		ctl_json_string("user", s.user.name);
 		ctl_json_begin_array("mailboxes");
 		for (size_t i = 0; i < count; i++) {
 			const struct store_mailbox_info *mi = &list[i];
@@ -182,14 +212,7 @@ static int mailbox_list(struct ctl *ctl, int argc, char **argv)
 			       mi->messages, mi->unseen, (unsigned long long)mi->vsize);
 		}
 	}
-	arena_free(&a);
-	store_user_close(&u);
-	return EX_OK;
-fail:
-	ctl_error("%s: %s", user.name, err.msg);
-	arena_free(&a);
-	store_user_close(&u);
-	return ctl_store_exit(&err);
+	return finish(&s, EX_OK);
 }
 
 /* ----------------------------------------------------------- create */
@@ -228,33 +251,24 @@ static int mailbox_create(struct ctl *ctl, int argc, char **argv)
 		{ "subscribe", no_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const struct ctl_command *cmd = find_cmd("mailbox create");
 	struct create_opts o = { 0 };
-	int first = parse_options(cmd, argc, argv, longopts, "u:s", create_take, &o);
-	struct auth_user user;
-	struct store_user *u;
-	struct store_error err = { 0 };
+	int first = ctl_parse_options(find_cmd("mailbox create"), argc, argv, "u:s", longopts, 2,
+				      create_take, &o);
+	struct session s = { 0 };
 	int rc;
 
 	if (first < 0)
 		return EX_USAGE;
-	if (argc - first != 2)
-		return ctl_usage(cmd);
-	const char *name = argv[first + 1];
-
-	rc = ctl_open_store(ctl, argv[first], &user, &u);
-	if (rc != EX_OK)
+	if ((rc = open_session(ctl, argv + first, &s)) != EX_OK)
 		return rc;
-	if (store_mailbox_create(u, name, o.special_use, &err) < 0 ||
-	    (o.subscribe && store_mailbox_subscribe(u, name, true, &err) < 0)) {
-		ctl_error("%s: cannot create mailbox %s: %s", user.name, name, err.msg);
-		store_user_close(&u);
-		return ctl_store_exit(&err);
-	}
-	store_user_close(&u);
+	const char *name = s.args[1];
+
+	if (store_mailbox_create(s.u, name, o.special_use, &s.err) < 0 ||
+	    (o.subscribe && store_mailbox_subscribe(s.u, name, true, &s.err) < 0))
+		return fail(&s, "cannot create mailbox %s", name);
 	if (ctl->json) {
 		ctl_json_begin_object(NULL);
-		ctl_json_string("user", user.name);
+		ctl_json_string("user", s.user.name);
 		ctl_json_string("mailbox", name);
 		ctl_json_bool("created", true);
 		json_special_use(o.special_use);
@@ -262,205 +276,139 @@ static int mailbox_create(struct ctl *ctl, int argc, char **argv)
 		ctl_json_end_object();
 		ctl_json_finish();
 	} else {
-		printf("created mailbox %s for %s\n", name, user.name);
+		printf("created mailbox %s for %s\n", name, s.user.name);
 	}
-	return EX_OK;
+	return finish(&s, EX_OK);
 }
 
 /* ----------------------------------------------------------- delete */
 
-/* Ask on the terminal: true for an answer starting with y. */
-static bool confirm(const char *question)
+static void print_deleted(const struct ctl *ctl, const struct session *s,
+			  const struct store_mailbox_info *info, bool deleted)
 {
-	char answer[16];
-
-	fprintf(stderr, "%s [y/N] ", question);
-	fflush(stderr);
-	if (fgets(answer, sizeof(answer), stdin) == NULL)
-		return false;
-	return answer[0] == 'y' || answer[0] == 'Y';
+	if (ctl->json) {
+		ctl_json_begin_object(NULL);
+		ctl_json_string("user", s->user.name);
+		ctl_json_string("mailbox", info->name);
+		ctl_json_bool("deleted", deleted);
+		ctl_json_uint("messages", info->messages);
+		ctl_json_end_object();
+		ctl_json_finish();
+	} else if (deleted) {
+		printf("deleted mailbox %s of %s (%u messages)\n", info->name, s->user.name,
+		       info->messages);
+	} else {
+		printf("kept mailbox %s of %s\n", info->name, s->user.name);
+	}
 }
 
 static int mailbox_delete(struct ctl *ctl, int argc, char **argv)
 {
-	const struct ctl_command *cmd = find_cmd("mailbox delete");
-	int first = parse_options(cmd, argc, argv, NULL, "", NULL, NULL);
-	struct auth_user user;
-	struct store_user *u;
-	struct store_error err = { 0 };
+	struct session s = { 0 };
 	struct store_mailbox_info info;
-	int rc;
+	int rc = begin(ctl, "mailbox delete", argc, argv, 2, &s);
 
-	if (first < 0)
-		return EX_USAGE;
-	if (argc - first != 2)
-		return ctl_usage(cmd);
-	const char *name = argv[first + 1];
-
-	rc = ctl_open_store(ctl, argv[first], &user, &u);
 	if (rc != EX_OK)
 		return rc;
-	struct arena *a = arena_new(0);
+	const char *name = s.args[1];
 
-	if (store_mailbox_status(u, name, a, &info, &err) < 0)
-		goto fail;
+	if (store_mailbox_status(s.u, name, s.a, &info, &s.err) < 0)
+		return fail(&s, "cannot delete mailbox %s", name);
 	if (info.messages > 0 && !ctl->yes) {
 		char question[512];
 
 		if (!isatty(STDIN_FILENO)) {
 			ctl_error("%s: mailbox %s holds %u messages: add --yes to delete it",
-				  user.name, info.name, info.messages);
-			arena_free(&a);
-			store_user_close(&u);
-			return EX_USAGE;
+				  s.user.name, info.name, info.messages);
+			return finish(&s, EX_USAGE);
 		}
 		snprintf(question, sizeof(question),
-			 "Delete mailbox %s of %s with its %u messages?", info.name, user.name,
+			 "Delete mailbox %s of %s with its %u messages?", info.name, s.user.name,
 			 info.messages);
-		if (!confirm(question)) {
-			if (ctl->json) {
-				ctl_json_begin_object(NULL);
-				ctl_json_string("user", user.name);
-				ctl_json_string("mailbox", info.name);
-				ctl_json_bool("deleted", false);
-				ctl_json_uint("messages", info.messages);
-				ctl_json_end_object();
-				ctl_json_finish();
-			} else {
-				printf("kept mailbox %s of %s\n", info.name, user.name);
-			}
-			arena_free(&a);
-			store_user_close(&u);
-			return EX_OK;
+		if (!ctl_confirm(question)) {
+			print_deleted(ctl, &s, &info, false);
+			return finish(&s, EX_OK);
 		}
 	}
-	if (store_mailbox_delete(u, info.name, &err) < 0 ||
-	    store_mailbox_subscribe(u, info.name, false, &err) < 0)
-		goto fail;
-	if (ctl->json) {
-		ctl_json_begin_object(NULL);
-		ctl_json_string("user", user.name);
-		ctl_json_string("mailbox", info.name);
-		ctl_json_bool("deleted", true);
-		ctl_json_uint("messages", info.messages);
-		ctl_json_end_object();
-		ctl_json_finish();
-	} else {
-		printf("deleted mailbox %s of %s (%u messages)\n", info.name, user.name,
-		       info.messages);
-	}
-	arena_free(&a);
-	store_user_close(&u);
-	return EX_OK;
-fail:
-	ctl_error("%s: cannot delete mailbox %s: %s", user.name, name, err.msg);
-	arena_free(&a);
-	store_user_close(&u);
-	return ctl_store_exit(&err);
+	if (store_mailbox_delete(s.u, info.name, &s.err) < 0 ||
+	    store_mailbox_subscribe(s.u, info.name, false, &s.err) < 0)
+		return fail(&s, "cannot delete mailbox %s", name);
+	print_deleted(ctl, &s, &info, true);
+	return finish(&s, EX_OK);
 }
 
 /* ----------------------------------------------------------- rename */
 
 /* Move the subscriptions of from and its children to the new names. */
-static int move_subscriptions(struct store_user *u, const char *from, const char *to,
-			      struct store_error *err)
+static int move_subscriptions(struct session *s, const char *from, const char *to)
 {
-	struct arena *a = arena_new(0);
 	struct store_mailbox_info *list;
 	size_t count, flen = strlen(from);
 	int ret = 0;
 
-	if (strcasecmp(from, "INBOX") == 0 || store_mailbox_list(u, a, &list, &count, err) < 0) {
-		arena_free(&a);
-		return strcasecmp(from, "INBOX") == 0 ? 0 : -1;
-	}
+	/* INBOX stays, and so does its subscription. */
+	if (strcasecmp(from, "INBOX") == 0)
+		return 0;
+	if (store_mailbox_list(s->u, s->a, &list, &count, &s->err) < 0)
+		return -1;
 	for (size_t i = 0; i < count && ret == 0; i++) {
 		const char *name = list[i].name;
 
 		if (!list[i].subscribed || strncmp(name, from, flen) != 0 ||
 		    (name[flen] != '\0' && name[flen] != STORE_SEP))
 			continue;
-		char *newname = arena_printf(a, "%s%s", to, name + flen);
+		char *newname = arena_printf(s->a, "%s%s", to, name + flen);
 
-		ret = store_mailbox_subscribe(u, name, false, err);
+		ret = store_mailbox_subscribe(s->u, name, false, &s->err);
 		if (ret == 0)
-			ret = store_mailbox_subscribe(u, newname, true, err);
+			ret = store_mailbox_subscribe(s->u, newname, true, &s->err);
 	}
-	arena_free(&a);
 	return ret;
 }
 
 static int mailbox_rename(struct ctl *ctl, int argc, char **argv)
 {
-	const struct ctl_command *cmd = find_cmd("mailbox rename");
-	int first = parse_options(cmd, argc, argv, NULL, "", NULL, NULL);
-	struct auth_user user;
-	struct store_user *u;
-	struct store_error err = { 0 };
-	int rc;
+	struct session s = { 0 };
+	int rc = begin(ctl, "mailbox rename", argc, argv, 3, &s);
 
-	if (first < 0)
-		return EX_USAGE;
-	if (argc - first != 3)
-		return ctl_usage(cmd);
-	const char *from = argv[first + 1], *to = argv[first + 2];
-
-	rc = ctl_open_store(ctl, argv[first], &user, &u);
 	if (rc != EX_OK)
 		return rc;
-	if (store_mailbox_rename(u, from, to, &err) < 0) {
-		ctl_error("%s: cannot rename mailbox %s to %s: %s", user.name, from, to, err.msg);
-		store_user_close(&u);
-		return ctl_store_exit(&err);
-	}
-	if (move_subscriptions(u, from, to, &err) < 0)
-		ctl_error("%s: renamed, but the subscriptions were not moved: %s", user.name,
-			  err.msg);
-	store_user_close(&u);
+	const char *from = s.args[1], *to = s.args[2];
+
+	if (store_mailbox_rename(s.u, from, to, &s.err) < 0)
+		return fail(&s, "cannot rename mailbox %s to %s", from, to);
+	if (move_subscriptions(&s, from, to) < 0)
+		ctl_error("%s: renamed, but the subscriptions were not moved: %s", s.user.name,
+			  s.err.msg);
 	if (ctl->json) {
 		ctl_json_begin_object(NULL);
-		ctl_json_string("user", user.name);
+		ctl_json_string("user", s.user.name);
 		ctl_json_string("from", from);
 		ctl_json_string("to", to);
 		ctl_json_bool("renamed", true);
 		ctl_json_end_object();
 		ctl_json_finish();
 	} else {
-		printf("renamed mailbox %s of %s to %s\n", from, user.name, to);
+		printf("renamed mailbox %s of %s to %s\n", from, s.user.name, to);
 	}
-	return EX_OK;
+	return finish(&s, EX_OK);
 }
 
 /* ----------------------------------------------------------- status */
 
 static int mailbox_status(struct ctl *ctl, int argc, char **argv)
 {
-	const struct ctl_command *cmd = find_cmd("mailbox status");
-	int first = parse_options(cmd, argc, argv, NULL, "", NULL, NULL);
-	struct auth_user user;
-	struct store_user *u;
-	struct store_error err = { 0 };
+	struct session s = { 0 };
 	struct store_mailbox_info info;
-	int rc;
+	int rc = begin(ctl, "mailbox status", argc, argv, 2, &s);
 
-	if (first < 0)
-		return EX_USAGE;
-	if (argc - first != 2)
-		return ctl_usage(cmd);
-	rc = ctl_open_store(ctl, argv[first], &user, &u);
 	if (rc != EX_OK)
 		return rc;
-	struct arena *a = arena_new(0);
-
-	if (store_mailbox_status(u, argv[first + 1], a, &info, &err) < 0) {
-		ctl_error("%s: %s", user.name, err.msg);
-		arena_free(&a);
-		store_user_close(&u);
-		return ctl_store_exit(&err);
-	}
+	if (store_mailbox_status(s.u, s.args[1], s.a, &info, &s.err) < 0)
+		return fail(&s, "cannot read mailbox %s", s.args[1]);
 	if (ctl->json) {
 		ctl_json_begin_object(NULL);
-		ctl_json_string("user", user.name);
+		ctl_json_string("user", s.user.name);
 		ctl_json_string("mailbox", info.name);
 		json_special_use(info.special_use);
 		ctl_json_uint("messages", info.messages);
@@ -484,9 +432,7 @@ static int mailbox_status(struct ctl *ctl, int argc, char **argv)
 		printf("highestmodseq: %llu\n", (unsigned long long)info.highestmodseq);
 		printf("size:          %llu\n", (unsigned long long)info.vsize);
 	}
-	arena_free(&a);
-	store_user_close(&u);
-	return EX_OK;
+	return finish(&s, EX_OK);
 }
 
 const struct ctl_command ctl_mailbox_commands[] = {
@@ -517,8 +463,9 @@ const struct ctl_command ctl_mailbox_commands[] = {
 		.summary = "delete a mailbox and its messages",
 		.help = "Deletes mailbox NAME of USER with its messages, and its\n"
 			"subscription; its children stay. When it holds messages, asks on a\n"
-			"terminal (an answer other than y keeps it, exit 0), and otherwise\n"
-			"needs --yes (exit 64 without). INBOX cannot be deleted (exit 77).",
+			"terminal (an answer other than y or yes keeps it, exit 0), and\n"
+			"otherwise needs --yes (exit 64 without). INBOX cannot be deleted\n"
+			"(exit 77).",
 		.run = mailbox_delete,
 	},
 	{

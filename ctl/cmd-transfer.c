@@ -35,7 +35,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1073,14 +1072,19 @@ static int export_maildir(struct transfer *t)
 
 			if (!list[i].exists || inbox != (pass == 0))
 				continue;
-			if (store_name_to_dir(list[i].name, dir, sizeof(dir), &why) < 0)
-				continue;
-			if (inbox)
+			if (store_name_to_dir(list[i].name, dir, sizeof(dir), &why) < 0) {
+				/* Never for a name the store accepted: say so
+				 * rather than leave the mailbox out quietly. */
+				ctl_error("%s: mailbox %s has no Maildir++ name: %s",
+					  t->user.name, list[i].name, why);
+				ret = -3;
+			} else if (inbox) {
 				ret = export_folder(t, list[i].name, t->path);
-			else if (join(folder, t->path, dir) < 0)
+			} else if (join(folder, t->path, dir) < 0) {
 				ret = -2;
-			else
+			} else {
 				ret = export_folder(t, list[i].name, folder);
+			}
 		}
 	}
 	if (ret == 0 && sync_dir(t->path) < 0)
@@ -1089,6 +1093,8 @@ static int export_maildir(struct transfer *t)
 	report(t, "exported");
 	if (ret == -2)
 		return EX_IOERR;
+	if (ret == -3)
+		return EX_SOFTWARE;
 	return ret < 0 ? ctl_store_exit(&t->err) : EX_OK;
 }
 
@@ -1098,32 +1104,26 @@ static int export_maildir(struct transfer *t)
 static int transfer_run(struct ctl *ctl, int argc, char **argv, const struct ctl_command *cmd,
 			bool import)
 {
-	static const struct option longopts[] = {
-		{ "mailbox", required_argument, NULL, 'm' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct transfer t = { .ctl = ctl };
 	const char *mailbox = NULL;
-	int opt, rc;
+	int first = ctl_parse_mailbox_option(cmd, argc, argv, 3, &mailbox);
+	int rc;
 
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "m:", longopts, NULL)) != -1) {
-		if (opt != 'm')
-			return ctl_usage(cmd);
-		mailbox = optarg;
-	}
-	if (argc - optind != 3)
-		return ctl_usage(cmd);
-	t.format = argv[optind + 1];
-	t.path = argv[optind + 2];
+	if (first < 0)
+		return EX_USAGE;
+	t.format = argv[first + 1];
+	t.path = argv[first + 2];
 	bool mbox = strcmp(t.format, "mbox") == 0;
 
-	if ((!mbox && strcmp(t.format, "maildir") != 0) || (!mbox && mailbox != NULL))
+	if (!mbox && strcmp(t.format, "maildir") != 0) {
+		ctl_error("unknown format '%s' (mbox or maildir)", t.format);
 		return ctl_usage(cmd);
-	if (!mbox && strcmp(t.path, "-") == 0)
+	}
+	if (!mbox && (mailbox != NULL || strcmp(t.path, "-") == 0)) {
+		ctl_error("-m and \"-\" go with mbox only");
 		return ctl_usage(cmd);
-	rc = ctl_open_store(ctl, argv[optind], &t.user, &t.u);
+	}
+	rc = ctl_open_store(ctl, argv[first], &t.user, &t.u);
 	if (rc != EX_OK)
 		return rc;
 	if (mailbox == NULL)

@@ -22,6 +22,7 @@
  */
 #include "ctl.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
@@ -118,16 +119,20 @@ static int prompt_password(const char *prompt, char *buf)
 	return r;
 }
 
+/* Say why read_line (r) gave no password; the exit code. */
 static int password_error(int r, const char *where)
 {
-	if (r == 0)
+	if (r == 0) {
 		ctl_error("no password given (%s ended)", where);
-	else if (errno == EINVAL)
+		return EX_NOINPUT;
+	}
+	if (errno == EINVAL) {
 		ctl_error("the password is longer than %d bytes or contains a NUL byte",
 			  CTL_PASSWORD_MAX);
-	else
-		ctl_error("cannot read the password from %s: %s", where, strerror(errno));
-	return r == 0 ? EX_NOINPUT : EX_DATAERR;
+		return EX_DATAERR;
+	}
+	ctl_error("cannot read the password from %s: %s", where, strerror(errno));
+	return EX_IOERR;
 }
 
 int ctl_read_password(const char *user, bool from_stdin, bool confirm, char *buf)
@@ -194,9 +199,10 @@ static int read_new_hash(const char *user, bool from_stdin, char *hash)
 
 /* ---------------------------------------------------- sizes and numbers */
 
-/* "1048576", "512K", "512M", "2G", "1T" (binary units; "MB", "MiB" too),
- * "unlimited" or 0 for no limit. */
-static int parse_size(const char *s, uint64_t *out)
+/* A limit: a number ("1048576"), for sizes also with a binary unit
+ * ("512K", "512M", "2G", "1T"; "MB" and "MiB" too); "unlimited" or 0 for
+ * none. 0, or -1 when s is none of these. */
+static int parse_limit(const char *s, bool with_units, uint64_t *out)
 {
 	static const char units[] = "KMGT";
 	char *end;
@@ -213,12 +219,13 @@ static int parse_size(const char *s, uint64_t *out)
 	if (errno != 0)
 		return -1;
 	if (*end != '\0') {
-		const char *u = strchr(units, *end & ~0x20);
+		/* (*end is not NUL, so strchr cannot match the terminator.) */
+		const char *u = strchr(units, toupper((unsigned char)*end));
 
-		if (u == NULL || *end == '\0')
+		if (!with_units || u == NULL)
 			return -1;
 		end++;
-		if (strcmp(end, "") != 0 && strcasecmp(end, "B") != 0 && strcasecmp(end, "iB") != 0)
+		if (*end != '\0' && strcasecmp(end, "B") != 0 && strcasecmp(end, "iB") != 0)
 			return -1;
 		for (const char *p = units; p <= u; p++) {
 			if (v > UINT64_MAX / 1024)
@@ -227,25 +234,6 @@ static int parse_size(const char *s, uint64_t *out)
 		}
 	}
 	if (v > INT64_MAX)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int parse_count(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (strcmp(s, "unlimited") == 0) {
-		*out = 0;
-		return 0;
-	}
-	if (s[0] < '0' || s[0] > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v > INT64_MAX)
 		return -1;
 	*out = v;
 	return 0;
@@ -305,8 +293,7 @@ struct opts {
 	const char *quota_storage;
 	const char *quota_messages;
 	const char *mail_dir;
-	int nargs;
-	char **args;
+	char **args; /* the operands */
 };
 
 enum {
@@ -320,53 +307,48 @@ enum {
 	OPT_MESSAGES,
 };
 
-/* Parse argv with the given long options (no short ones): EX_OK, or the
- * usage exit code after saying what was wrong. nargs positional arguments
- * are required. */
+static int take_option(int opt, const char *value, void *data)
+{
+	struct opts *o = data;
+
+	switch (opt) {
+	case OPT_PASSWORD_STDIN:
+		o->password_stdin = true;
+		break;
+	case OPT_DISABLED:
+		o->disabled = true;
+		break;
+	case OPT_KEEP_MAIL:
+		o->keep_mail = true;
+		break;
+	case OPT_QUOTA_STORAGE:
+	case OPT_STORAGE:
+		o->quota_storage = value;
+		break;
+	case OPT_QUOTA_MESSAGES:
+	case OPT_MESSAGES:
+		o->quota_messages = value;
+		break;
+	case OPT_MAIL_DIR:
+		o->mail_dir = value;
+		break;
+	default:
+		return -1;
+	}
+	return 0;
+}
+
+/* Parse argv with the given long options (no short ones) and nargs
+ * operands: EX_OK, or EX_USAGE after saying what was wrong. */
 static int parse_opts(const struct ctl_command *cmd, int argc, char **argv,
 		      const struct option *longopts, int nargs, struct opts *o)
 {
-	int c;
-
 	memset(o, 0, sizeof(*o));
-	optind = 0; /* a fresh scan (glibc) */
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_PASSWORD_STDIN:
-			o->password_stdin = true;
-			break;
-		case OPT_DISABLED:
-			o->disabled = true;
-			break;
-		case OPT_KEEP_MAIL:
-			o->keep_mail = true;
-			break;
-		case OPT_QUOTA_STORAGE:
-		case OPT_STORAGE:
-			o->quota_storage = optarg;
-			break;
-		case OPT_QUOTA_MESSAGES:
-		case OPT_MESSAGES:
-			o->quota_messages = optarg;
-			break;
-		case OPT_MAIL_DIR:
-			o->mail_dir = optarg;
-			break;
-		case ':':
-			ctl_error("option '%s' needs a value", argv[optind - 1]);
-			return ctl_usage(cmd);
-		default:
-			ctl_error("unknown option '%s'", argv[optind - 1]);
-			return ctl_usage(cmd);
-		}
-	}
-	o->nargs = argc - optind;
-	o->args = argv + optind;
-	if (o->nargs != nargs) {
-		ctl_error(o->nargs < nargs ? "missing argument" : "too many arguments");
-		return ctl_usage(cmd);
-	}
+	int first = ctl_parse_options(cmd, argc, argv, "", longopts, nargs, take_option, o);
+
+	if (first < 0)
+		return EX_USAGE;
+	o->args = argv + first;
 	return EX_OK;
 }
 
@@ -528,6 +510,32 @@ static int get_user(struct ctl *ctl, struct userdb *db, const char *name, struct
 	return db_exit(userdb_get(db, name, ctl->cfg->mail_root, u, NULL, &error), name, error);
 }
 
+/* How each command that changes a virtual user starts: its options and
+ * NAME parsed, users = virtual required, NAME normalized into name
+ * (AUTH_NAME_MAX + 1 bytes). EX_OK, or the exit code after saying why. */
+static int parse_change(const struct ctl *ctl, const struct ctl_command *cmd, int argc,
+			char **argv, const struct option *longopts, struct opts *o, char *name)
+{
+	int rc;
+
+	if ((rc = parse_opts(cmd, argc, argv, longopts, 1, o)) != EX_OK ||
+	    (rc = require_virtual(ctl, cmd)) != EX_OK)
+		return rc;
+	return normalize(o->args[0], name);
+}
+
+/* Open the users database and read name's record: EX_OK with *db_r open,
+ * or the exit code after saying why, with nothing open. */
+static int open_user(struct ctl *ctl, const char *name, struct userdb **db_r,
+		     struct auth_user *u)
+{
+	int rc = open_db(ctl, false, db_r);
+
+	if (rc == EX_OK && (rc = get_user(ctl, *db_r, name, u)) != EX_OK)
+		userdb_close(db_r);
+	return rc;
+}
+
 /* ---------------------------------------------------------------- add */
 
 static const struct option add_options[] = {
@@ -562,12 +570,12 @@ static bool mail_dir_ok(const char *p)
 
 static int parse_quota_opts(const struct opts *o, uint64_t *bytes, uint64_t *msgs)
 {
-	if (o->quota_storage != NULL && parse_size(o->quota_storage, bytes) < 0) {
+	if (o->quota_storage != NULL && parse_limit(o->quota_storage, true, bytes) < 0) {
 		ctl_error("bad size '%s' (examples: 512M, 2G, 1048576, unlimited)",
 			  o->quota_storage);
 		return EX_USAGE;
 	}
-	if (o->quota_messages != NULL && parse_count(o->quota_messages, msgs) < 0) {
+	if (o->quota_messages != NULL && parse_limit(o->quota_messages, false, msgs) < 0) {
 		ctl_error("bad message count '%s' (a number, or unlimited)", o->quota_messages);
 		return EX_USAGE;
 	}
@@ -585,8 +593,7 @@ static int cmd_add(struct ctl *ctl, int argc, char **argv)
 	uint64_t qbytes = 0, qmsgs = 0;
 	int rc;
 
-	if ((rc = parse_opts(cmd, argc, argv, add_options, 1, &o)) != EX_OK ||
-	    (rc = require_virtual(ctl, cmd)) != EX_OK || (rc = normalize(o.args[0], name)) != EX_OK ||
+	if ((rc = parse_change(ctl, cmd, argc, argv, add_options, &o, name)) != EX_OK ||
 	    (rc = parse_quota_opts(&o, &qbytes, &qmsgs)) != EX_OK)
 		return rc;
 	if (o.mail_dir != NULL && !mail_dir_ok(o.mail_dir)) {
@@ -709,38 +716,18 @@ static int remove_mail(const struct ctl *ctl, const char *dir)
 	return EX_OK;
 }
 
-/* Ask on the terminal; true for "y" or "yes". */
-static bool confirm(const char *question)
-{
-	char answer[16];
-
-	fprintf(stderr, "%s [y/N] ", question);
-	fflush(stderr);
-	if (read_line(STDIN_FILENO, answer, sizeof(answer) - 1) <= 0)
-		return false;
-	return strcasecmp(answer, "y") == 0 || strcasecmp(answer, "yes") == 0;
-}
-
 static int cmd_del(struct ctl *ctl, int argc, char **argv)
 {
 	const struct ctl_command *cmd = CMD(1);
 	struct opts o;
 	char name[AUTH_NAME_MAX + 1];
-	int rc;
-
-	if ((rc = parse_opts(cmd, argc, argv, del_options, 1, &o)) != EX_OK ||
-	    (rc = require_virtual(ctl, cmd)) != EX_OK || (rc = normalize(o.args[0], name)) != EX_OK)
-		return rc;
-
 	struct userdb *db;
 	struct auth_user u;
+	int rc;
 
-	if ((rc = open_db(ctl, false, &db)) != EX_OK)
+	if ((rc = parse_change(ctl, cmd, argc, argv, del_options, &o, name)) != EX_OK ||
+	    (rc = open_user(ctl, name, &db, &u)) != EX_OK)
 		return rc;
-	if ((rc = get_user(ctl, db, name, &u)) != EX_OK) {
-		userdb_close(&db);
-		return rc;
-	}
 
 	struct stat st;
 	bool has_mail = lstat(u.mail_dir, &st) == 0;
@@ -753,7 +740,7 @@ static int cmd_del(struct ctl *ctl, int argc, char **argv)
 			char q[sizeof(u.mail_dir) + AUTH_NAME_MAX + 64];
 
 			snprintf(q, sizeof(q), "Remove %s's mail in %s?", name, u.mail_dir);
-			remove = confirm(q);
+			remove = ctl_confirm(q);
 		} else {
 			userdb_close(&db);
 			ctl_error("%s has mail in %s: give --keep-mail to keep it or --yes to remove "
@@ -805,22 +792,17 @@ static int cmd_passwd(struct ctl *ctl, int argc, char **argv)
 	const struct ctl_command *cmd = CMD(2);
 	struct opts o;
 	char name[AUTH_NAME_MAX + 1];
-	int rc;
-
-	if ((rc = parse_opts(cmd, argc, argv, passwd_options, 1, &o)) != EX_OK ||
-	    (rc = require_virtual(ctl, cmd)) != EX_OK || (rc = normalize(o.args[0], name)) != EX_OK)
-		return rc;
-
 	struct userdb *db;
 	struct auth_user u;
 	char hash[AUTH_HASH_MAX];
 	char *error = NULL;
+	int rc;
 
-	if ((rc = open_db(ctl, false, &db)) != EX_OK)
-		return rc;
 	/* No password prompt for a user who does not exist. */
-	if ((rc = get_user(ctl, db, name, &u)) != EX_OK ||
-	    (rc = read_new_hash(name, o.password_stdin, hash)) != EX_OK) {
+	if ((rc = parse_change(ctl, cmd, argc, argv, passwd_options, &o, name)) != EX_OK ||
+	    (rc = open_user(ctl, name, &db, &u)) != EX_OK)
+		return rc;
+	if ((rc = read_new_hash(name, o.password_stdin, hash)) != EX_OK) {
 		userdb_close(&db);
 		return rc;
 	}
@@ -846,16 +828,12 @@ static int set_enabled(struct ctl *ctl, const struct ctl_command *cmd, int argc,
 {
 	struct opts o;
 	char name[AUTH_NAME_MAX + 1];
-	int rc;
-
-	if ((rc = parse_opts(cmd, argc, argv, no_options, 1, &o)) != EX_OK ||
-	    (rc = require_virtual(ctl, cmd)) != EX_OK || (rc = normalize(o.args[0], name)) != EX_OK)
-		return rc;
-
 	struct userdb *db;
 	char *error = NULL;
+	int rc;
 
-	if ((rc = open_db(ctl, false, &db)) != EX_OK)
+	if ((rc = parse_change(ctl, cmd, argc, argv, no_options, &o, name)) != EX_OK ||
+	    (rc = open_db(ctl, false, &db)) != EX_OK)
 		return rc;
 	rc = db_exit(userdb_set_enabled(db, name, enabled, &error), name, error);
 	userdb_close(&db);
@@ -896,22 +874,14 @@ static int cmd_quota(struct ctl *ctl, int argc, char **argv)
 	const struct ctl_command *cmd = CMD(7);
 	struct opts o;
 	char name[AUTH_NAME_MAX + 1];
-	int rc;
-
-	if ((rc = parse_opts(cmd, argc, argv, quota_options, 1, &o)) != EX_OK ||
-	    (rc = require_virtual(ctl, cmd)) != EX_OK || (rc = normalize(o.args[0], name)) != EX_OK)
-		return rc;
-
 	struct userdb *db;
 	struct auth_user u;
 	char *error = NULL;
+	int rc;
 
-	if ((rc = open_db(ctl, false, &db)) != EX_OK)
+	if ((rc = parse_change(ctl, cmd, argc, argv, quota_options, &o, name)) != EX_OK ||
+	    (rc = open_user(ctl, name, &db, &u)) != EX_OK)
 		return rc;
-	if ((rc = get_user(ctl, db, name, &u)) != EX_OK) {
-		userdb_close(&db);
-		return rc;
-	}
 	uint64_t qbytes = u.quota_bytes, qmsgs = u.quota_messages;
 	bool change = o.quota_storage != NULL || o.quota_messages != NULL;
 

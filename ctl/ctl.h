@@ -1,7 +1,8 @@
 /*
  * ctl.h — ternctl's shared pieces: the command table, the context every
- * command gets, output for people and for scripts (--json), and opening a
- * user's store. One file per command group (cmd-*.c) exports its table.
+ * command gets, output for people and for scripts (--json), parsing a
+ * command's options, and opening a user's store. One file per command
+ * group (cmd-*.c) exports its table.
  *
  * Exit codes follow sysexits.h throughout (docs/ternctl.8 lists them), so
  * an MTA calling `ternctl deliver` retries EX_TEMPFAIL and bounces the rest.
@@ -51,6 +52,9 @@ extern const struct ctl_command ctl_transfer_commands[]; /* cmd-transfer.c: impo
 void ctl_error(const char *fmt, ...) ATTR_PRINTF(1, 2);
 /* Print usage of cmd to stderr and return EX_USAGE. */
 int ctl_usage(const struct ctl_command *cmd);
+/* Ask "question [y/N]" on stderr and read the answer from stdin (the
+ * caller checked it is a terminal): true for y or yes, in any case. */
+bool ctl_confirm(const char *question);
 
 /*
  * JSON on stdout, written as it goes: objects and arrays nest, keys and
@@ -68,6 +72,29 @@ void ctl_json_int(const char *key, int64_t value);
 void ctl_json_bool(const char *key, bool value);
 /* Ends the document with a newline. */
 void ctl_json_finish(void);
+
+/* ------------------------------------------------ options (options.c) */
+
+struct option; /* getopt.h */
+
+/* Called for each option getopt_long returns (its val, and its value or
+ * NULL): 0, or -1 after saying with ctl_error what is wrong with it. */
+typedef int ctl_option_fn(int opt, const char *value, void *data);
+
+/*
+ * Parse the options of cmd in argv with getopt_long: shortopts without
+ * the leading ':' ("m:", "" for none), longopts (NULL for none), take
+ * (NULL when there are no options). Exactly `operands` operands must
+ * remain. Returns the index in argv of the first operand, or -1 after
+ * printing what was wrong and the usage: the caller returns EX_USAGE.
+ */
+int ctl_parse_options(const struct ctl_command *cmd, int argc, char **argv,
+		      const char *shortopts, const struct option *longopts, int operands,
+		      ctl_option_fn *take, void *data);
+/* The same for a command whose one option is -m/--mailbox MAILBOX:
+ * *mailbox_r is set when it is given, and left alone otherwise. */
+int ctl_parse_mailbox_option(const struct ctl_command *cmd, int argc, char **argv,
+			     int operands, const char **mailbox_r);
 
 /* --------------------------------------------------- users (users.c) */
 

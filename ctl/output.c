@@ -1,6 +1,6 @@
 /*
- * output.c — how ternctl talks: errors and usage on stderr, and the JSON
- * writer behind --json on stdout.
+ * output.c — how ternctl talks: errors, usage and questions on stderr, and
+ * the JSON writer behind --json on stdout.
  *
  * The JSON is written as it goes (no document is built in memory), compact,
  * one document per command ended by a newline, so scripts can pipe it to
@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---------------------------------------------------------------- errors */
 
@@ -37,6 +38,18 @@ int ctl_usage(const struct ctl_command *cmd)
 		cmd->usage);
 	fprintf(stderr, "Try 'ternctl %s --help' for more information.\n", cmd->name);
 	return EX_USAGE;
+}
+
+bool ctl_confirm(const char *question)
+{
+	char answer[16];
+
+	fprintf(stderr, "%s [y/N] ", question);
+	fflush(stderr);
+	if (fgets(answer, sizeof(answer), stdin) == NULL)
+		return false;
+	answer[strcspn(answer, "\r\n")] = '\0';
+	return strcasecmp(answer, "y") == 0 || strcasecmp(answer, "yes") == 0;
 }
 
 /* ------------------------------------------------------------------ JSON */

@@ -97,11 +97,13 @@ static int list_sub(const char *folder, const char *sub, struct check_file **fil
 		struct stat st;
 		char file[4400];
 
-		/* What a sync would consider a message, nothing else. */
-		if (e->d_name[0] == '.' || store_filename_parse(e->d_name, &fn) < 0)
+		/* Exactly the names a sync lists (and digests), so that the
+		 * check and the sync agree on what the folder holds. */
+		if (!store__listed_entry(d, e, &fn))
 			continue;
 		snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
-		if (stat(file, &st) < 0 || !S_ISREG(st.st_mode))
+		/* Gone since readdir: another program's doing, as if unlisted. */
+		if (stat(file, &st) < 0)
 			continue;
 		if (*count == *cap) {
 			*cap = *cap == 0 ? 64 : *cap * 2;

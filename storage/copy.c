@@ -17,7 +17,7 @@
 /* The bytes, durably, where a hard link is not possible. */
 static int copy_bytes(const char *from, const char *to, struct store_error *err)
 {
-	int in = open(from, O_RDONLY | O_CLOEXEC);
+	int in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	int out = in < 0 ? -1 : open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	char buf[65536];
 	ssize_t n;

@@ -35,7 +35,7 @@ int store_reader_open(struct store_mailbox *mb, uint32_t uid, struct store_reade
 		if (found == 0)
 			return store__fail(err, STORE_ERR_NOTFOUND, "no message with UID %u", uid);
 		snprintf(path, sizeof(path), "%s/%s", mb->folder, row.filename);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0 && (errno != ENOENT || attempt == 1))
 			return store__fail_errno(err, errno, "open %s", path);
 		if (fd < 0 && store__sync_folder(mb->user, mb->name, true, err) < 0)

@@ -6,6 +6,7 @@
 
 #include "storage/storage.h"
 
+#include <dirent.h>
 #include <sqlite3.h>
 
 #define STORE_INDEX_FILE "index.sqlite"
@@ -179,9 +180,10 @@ int store__sync_folder(struct store_user *u, const char *name, bool force,
 		       struct store_error *err);
 int store__sync_folder_opts(struct store_user *u, const char *name, bool force,
 			    bool trust_uids, struct store_error *err);
-/* The names a sync considers in new/ and cur/ (the others are ignored by
- * the sync and left out of the digests): not hidden, and parseable. */
-bool store__listed_name(const char *name);
+/* The entries a sync considers in new/ and cur/ (the others are ignored by
+ * the sync and left out of the digests): regular files, not hidden, with a
+ * name that parses (into *fn_r when not NULL). d is the entry's directory. */
+bool store__listed_entry(DIR *d, const struct dirent *e, struct store_filename *fn_r);
 /* Add (or take away) one index file name, "new/..." or "cur/...", to the
  * row's digests. Unknown digests stay unknown. */
 void store__digest_name(struct store_user *u, struct store_mbox_row *row, const char *relname,

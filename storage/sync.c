@@ -31,7 +31,7 @@
  * that changes the rows, under the same write lock. A sync whose times are
  * not trusted first lists only the directories whose time moved, hashing
  * each name as readdir returns it (no allocation, no sort), over exactly
- * the names a reconcile would consider (store__listed_name). Equal digests
+ * the names a reconcile would consider (store__listed_entry). Equal digests
  * mean the directory holds what the index expects: the times are recorded
  * (settled(), the time taken before the listing) and the reconcile is
  * skipped. Anything else — a change by another program, a digest that a
@@ -51,6 +51,7 @@
 #include "storage-private.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +101,7 @@ static int scan_dir(const char *folder, const char *sub, struct scan *s,
 	while ((e = readdir(d)) != NULL) {
 		struct store_filename fn;
 
-		if (e->d_name[0] == '.' || store_filename_parse(e->d_name, &fn) < 0)
+		if (!store__listed_entry(d, e, &fn))
 			continue;
 		if (s->count == s->cap) {
 			s->cap = s->cap == 0 ? 64 : s->cap * 2;
@@ -153,11 +154,20 @@ uint64_t store__full_reconciles(void)
 	return full_reconciles;
 }
 
-bool store__listed_name(const char *name)
+bool store__listed_entry(DIR *d, const struct dirent *e, struct store_filename *fn_r)
 {
 	struct store_filename fn;
+	struct stat st;
 
-	return name[0] != '.' && store_filename_parse(name, &fn) == 0;
+	if (e->d_name[0] == '.' || store_filename_parse(e->d_name, fn_r != NULL ? fn_r : &fn) < 0)
+		return false;
+	/* A directory or a symbolic link with a message's name is not a
+	 * message: reading it would fail (or leave the user's directory). */
+	if (e->d_type == DT_REG)
+		return true;
+	if (e->d_type != DT_UNKNOWN)
+		return false;
+	return fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
 }
 
 #define ROTL64(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
@@ -283,7 +293,7 @@ static int digest_listing(struct store_user *u, const char *folder, int dir,
 	while ((e = readdir(d)) != NULL) {
 		size_t len = strnlen(e->d_name, 256);
 
-		if (len == 256 || !store__listed_name(e->d_name))
+		if (len == 256 || !store__listed_entry(d, e, NULL))
 			continue;
 		memcpy(relname + 4, e->d_name, len);
 		digest_add(u, d_r, relname, 4 + len, true);

@@ -828,6 +828,24 @@ def ternctl_binary():
     return path
 
 
+def run_ternctl(config, *args, input=b"", env=None, cwd=None, timeout=60):
+    """Run the built `ternctl -c CONFIG ARGS...` (config None: no -c) and
+    return the CompletedProcess. stdin is input: bytes, or str to get str
+    output too. $TERN_CONFIG is not inherited (env may set it). A sanitizer
+    report on stderr fails the test."""
+    argv = [ternctl_binary()] + (["-c", config] if config is not None else []) + list(args)
+    e = dict(os.environ)
+    e.pop("TERN_CONFIG", None)
+    e.update(env or {})
+    text = isinstance(input, str)
+    p = subprocess.run(argv, input=input, capture_output=True, text=text, env=e, cwd=cwd,
+                       timeout=timeout)
+    err = p.stderr if text else p.stderr.decode("utf-8", "replace")
+    for m in SANITIZER_MARKERS:
+        assert m not in err, f"sanitizer report from ternctl {' '.join(args)}:\n{err}"
+    return p
+
+
 def pam_tern_module():
     path = os.path.join(build_dir(), "auth", "pam_tern.so")
     if not os.path.exists(path):
@@ -937,10 +955,8 @@ class AuthEnv:
 
     def ternctl(self, *args, password=None, check=True):
         """Run ternctl with this setup's config; password goes to stdin."""
-        argv = [ternctl_binary(), "-c", self.ctl_config()] + list(args)
-        p = subprocess.run(argv, input=(password + "\n").encode() if password is not None
-                           else None, stdin=None if password is not None else subprocess.DEVNULL,
-                           capture_output=True, timeout=60)
+        p = run_ternctl(self.ctl_config(), *args,
+                        input=(password + "\n").encode() if password is not None else b"")
         if check:
             assert p.returncode == 0, \
                 f"{' '.join(args)}: exit {p.returncode}: {p.stderr.decode(errors='replace')}"

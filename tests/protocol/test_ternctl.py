@@ -19,6 +19,8 @@ with a reason.
 
 import json
 import os
+from os import (EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_IOERR, EX_NOINPUT, EX_NOPERM, EX_NOUSER,
+                EX_OK, EX_USAGE)
 import pty
 import pwd
 import re
@@ -31,19 +33,9 @@ import time
 
 import pytest
 
-from conftest import SANITIZER_MARKERS, build_dir, source_dir
+from conftest import SANITIZER_MARKERS, run_ternctl, shipped_pam_service, ternctl_binary
 
 MAIL_USER = "tern"
-
-EX_OK = 0
-EX_USAGE = 64
-EX_DATAERR = 65
-EX_NOINPUT = 66
-EX_NOUSER = 67
-EX_CANTCREAT = 73
-EX_TEMPFAIL = 75
-EX_NOPERM = 77
-EX_CONFIG = 78
 
 IS_ROOT = os.geteuid() == 0
 
@@ -55,20 +47,6 @@ EXPECTED_COMMANDS = [
     "mailbox status", "index rebuild", "index check", "quota recalc",
     "deliver", "import", "export",
 ]
-
-
-def ternctl_binary():
-    path = os.path.join(build_dir(), "ctl", "ternctl")
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"{path} is missing: build ctl/ternctl first")
-    return path
-
-
-def pam_module():
-    path = os.path.join(build_dir(), "auth", "pam_tern.so")
-    if not os.path.exists(path):
-        pytest.fail(f"{path} is missing: build auth/pam_tern.so first")
-    return path
 
 
 def check_stderr(stderr):
@@ -100,17 +78,9 @@ class Ctl:
 
     def write_pam(self):
         """etc/pam.d/tern-virtual with pam_tern.so by absolute path."""
-        src = os.path.join(source_dir(), "etc", "pam.d", "tern-virtual")
-        with open(src) as f:
-            text = f.read()
-        lines = []
-        for line in text.splitlines():
-            if not line.lstrip().startswith("#"):
-                line = re.sub(r"(?<![\w/])pam_tern\.so", pam_module(), line)
-            lines.append(line)
         path = os.path.join(self.pam_dir, "tern")
         with open(path, "w") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write(shipped_pam_service("tern-virtual"))
         os.chmod(path, 0o644)
 
     def write_config(self, users="virtual", extra=""):
@@ -130,22 +100,11 @@ failure_delay = 0
 """)
         os.chmod(self.conf, 0o644)
 
-    def run(self, *args, input=None, config=True, env=None, timeout=60):
-        argv = [ternctl_binary()]
-        if config:
-            argv += ["-c", self.conf]
-        argv += list(args)
-        e = dict(os.environ)
-        e.pop("TERN_CONFIG", None)
-        if env:
-            e.update(env)
-        p = subprocess.run(argv, input=input if input is not None else "",
-                           capture_output=True, text=True, timeout=timeout,
-                           cwd=self.root, env=e)
-        check_stderr(p.stderr)
-        return p
+    def run(self, *args, input="", config=True, env=None, timeout=60):
+        return run_ternctl(self.conf if config else None, *args, input=input, env=env,
+                           cwd=self.root, timeout=timeout)
 
-    def json(self, *args, input=None):
+    def json(self, *args, input=""):
         p = self.run("--json", *args, input=input)
         assert p.returncode == 0, f"{args}: exit {p.returncode}\n{p.stderr}"
         return json.loads(p.stdout)
@@ -457,6 +416,16 @@ def test_passwords_from_stdin(ctl):
     assert p.returncode == EX_USAGE and "--password-stdin" in p.stderr
     p = ctl.run("user", "add", "dave", "--password-stdin", input="x" * 600 + "\n")
     assert p.returncode == EX_DATAERR and "longer than" in p.stderr
+    # A stdin that cannot be read (a directory) is an I/O error.
+    fd = os.open(ctl.root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        p = subprocess.run([ternctl_binary(), "-c", ctl.conf, "user", "add", "dave",
+                            "--password-stdin"], stdin=fd, capture_output=True, text=True,
+                           timeout=60)
+    finally:
+        os.close(fd)
+    check_stderr(p.stderr)
+    assert p.returncode == EX_IOERR and "cannot read the password" in p.stderr
     assert ctl.json("user", "list")["users"] == []
     # CRLF line end and spaces inside: the password is the line without it.
     ctl.add("dave", "with spaces\r")
@@ -539,14 +508,16 @@ def test_quota(ctl):
     q = ctl.json("user", "quota", "gina", "--storage", "0", "--messages", "7")
     assert q["quota_bytes"] == 0 and q["quota_messages"] == 7
     for size, want in (("512K", 512 << 10), ("3MB", 3 << 20), ("1TiB", 1 << 40),
-                       ("12345", 12345), ("unlimited", 0)):
+                       ("2g", 2 << 30), ("12345", 12345), ("unlimited", 0)):
         q = ctl.json("user", "quota", "gina", "--storage", size)
         assert q["quota_bytes"] == want, size
-    for bad in ("2X", "-1", "G", "1.5G", "99999999999999999999", "20000000T"):
+    # "1 " once read as 1 PiB (a space upper-cased to NUL, found by strchr).
+    for bad in ("2X", "-1", "G", "1.5G", "99999999999999999999", "20000000T", "1 ", "1 G"):
         p = ctl.run("user", "quota", "gina", "--storage", bad)
         assert p.returncode == EX_USAGE and "bad size" in p.stderr, bad
-    p = ctl.run("user", "quota", "gina", "--messages", "many")
-    assert p.returncode == EX_USAGE
+    for bad in ("many", "5K", "7 "):
+        p = ctl.run("user", "quota", "gina", "--messages", bad)
+        assert p.returncode == EX_USAGE and "bad message count" in p.stderr, bad
     # Nothing changed by the refused ones.
     assert ctl.json("user", "show", "gina")["quota_messages"] == 7
     p = ctl.run("user", "add", "hank", "--password-stdin", "--quota-storage", "lots",

@@ -15,6 +15,8 @@ The sample mbox is tests/data/mbox/sample.mbox (see its README.md).
 
 import json
 import os
+from os import (EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, EX_NOPERM, EX_NOUSER, EX_OK, EX_TEMPFAIL,
+                EX_USAGE)
 import re
 import shutil
 import sqlite3
@@ -23,27 +25,11 @@ import time
 
 import pytest
 
-from conftest import SANITIZER_MARKERS, build_dir, chown_tree, source_dir
-
-EX_OK = 0
-EX_USAGE = 64
-EX_DATAERR = 65
-EX_NOINPUT = 66
-EX_NOUSER = 67
-EX_CANTCREAT = 73
-EX_TEMPFAIL = 75
-EX_NOPERM = 77
+from conftest import SANITIZER_MARKERS, chown_tree, run_ternctl, source_dir, ternctl_binary
 
 RUN_TIMEOUT = 120
 
 FLAG_SEEN, FLAG_ANSWERED, FLAG_FLAGGED, FLAG_DELETED, FLAG_DRAFT = 1, 2, 4, 8, 16
-
-
-def ternctl_binary():
-    path = os.path.join(build_dir(), "ctl", "ternctl")
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"{path} is missing: build ctl/ternctl first")
-    return path
 
 
 def sample_mbox():
@@ -67,16 +53,12 @@ class Ctl:
         os.chmod(self.conf, 0o644)
 
     def run(self, *args, input=b"", expect=EX_OK, json_out=False):
-        argv = [ternctl_binary(), "-c", self.conf] + (["--json"] if json_out else [])
-        p = subprocess.run(argv + list(args), input=input, capture_output=True,
-                           timeout=RUN_TIMEOUT)
-        err = p.stderr.decode("utf-8", "replace")
-        for m in SANITIZER_MARKERS:
-            assert m not in err, f"sanitizer report from ternctl {args}:\n{err}"
+        p = run_ternctl(self.conf, *(["--json"] if json_out else []), *args, input=input,
+                        timeout=RUN_TIMEOUT)
         if expect is not None:
             assert p.returncode == expect, \
                 f"ternctl {' '.join(args)}: exit {p.returncode}, wanted {expect}\n" \
-                f"stdout: {p.stdout[:2000]!r}\nstderr: {err}"
+                f"stdout: {p.stdout[:2000]!r}\nstderr: {p.stderr.decode('utf-8', 'replace')}"
         return p
 
     def json(self, *args, expect=EX_OK, input=b""):
@@ -95,6 +77,13 @@ class Ctl:
     def path(self, *parts):
         """A path in the test's directory (which the mail user may write)."""
         return os.path.join(self.dir, *parts)
+
+    def sample_copy(self):
+        """tests/data/mbox/sample.mbox copied where the mail user reads it."""
+        src = self.path("sample.mbox")
+        shutil.copy(sample_mbox(), src)
+        self.give(src)
+        return src
 
     def give(self, path):
         """Hand a file or tree to the mail user, which ternctl runs as."""
@@ -245,7 +234,10 @@ def test_mailbox_commands(ctl):
     ctl.run("mailbox", "create", "ann", "Projects/2024", expect=EX_CANTCREAT)
     ctl.run("mailbox", "create", "ann", "bad.name", expect=EX_DATAERR)
     ctl.run("mailbox", "create", "ann", "X", "--special-use", "\\Nonsense", expect=EX_USAGE)
-    ctl.run("mailbox", "create", "ann", expect=EX_USAGE)
+    p = ctl.run("mailbox", "create", "ann", expect=EX_USAGE)
+    assert b"missing argument" in p.stderr and b"usage: ternctl mailbox create" in p.stderr
+    p = ctl.run("mailbox", "create", "ann", "X", "--subscribe=yes", expect=EX_USAGE)
+    assert b"option '--subscribe=yes' takes no value" in p.stderr
 
     for i in range(2):
         ctl.run("deliver", "ann", "-m", "Projects/2024", input=message(f"p{i}"))
@@ -299,9 +291,7 @@ def test_mailbox_commands(ctl):
 
 def test_index_rebuild_keeps_uids_uidvalidity_and_flags(ctl):
     ctl.add_user("ben")
-    src = ctl.path("sample.mbox")
-    shutil.copy(sample_mbox(), src)
-    ctl.give(src)
+    src = ctl.sample_copy()
     ctl.run("import", "ben", "mbox", src)
     ctl.run("import", "ben", "mbox", src, "-m", "Archive/Old")
     for i in range(3):
@@ -358,9 +348,7 @@ def test_index_rebuild_keeps_uids_uidvalidity_and_flags(ctl):
 
 def test_index_check_reports_tampering(ctl):
     ctl.add_user("cat")
-    src = ctl.path("sample.mbox")
-    shutil.copy(sample_mbox(), src)
-    ctl.give(src)
+    src = ctl.sample_copy()
     ctl.run("import", "cat", "mbox", src)
     r = ctl.json("index", "check", "cat")
     assert r["consistent"] is True and r["problems"] == []
@@ -483,8 +471,14 @@ def test_deliver(ctl):
     p = ctl.run("deliver", "nobody", input=message("x"), expect=EX_NOUSER)
     ctl.run("deliver", "eve", input=b"", expect=EX_DATAERR)
     ctl.run("deliver", "eve", input=b"From x Mon Jan  1 00:00:00 2024\n", expect=EX_DATAERR)
-    ctl.run("deliver", input=message("x"), expect=EX_USAGE)
-    ctl.run("deliver", "eve", "extra", input=message("x"), expect=EX_USAGE)
+    p = ctl.run("deliver", input=message("x"), expect=EX_USAGE)
+    assert b"missing argument" in p.stderr and b"usage: ternctl deliver" in p.stderr
+    p = ctl.run("deliver", "eve", "extra", input=message("x"), expect=EX_USAGE)
+    assert b"too many arguments" in p.stderr
+    p = ctl.run("deliver", "eve", "-x", input=message("x"), expect=EX_USAGE)
+    assert b"unknown option '-x'" in p.stderr
+    p = ctl.run("deliver", "eve", "-m", input=message("x"), expect=EX_USAGE)
+    assert b"option '-m' needs a value" in p.stderr
     assert ctl.json("mailbox", "status", "eve", "INBOX")["messages"] == 6
     ctl.run("index", "check", "eve")
 
@@ -551,9 +545,7 @@ def test_mbox_import_export_round_trip(ctl):
     ctl.add_user("hal")
     with open(sample_mbox(), "rb") as f:
         original = f.read()
-    src = ctl.path("sample.mbox")
-    shutil.copy(sample_mbox(), src)
-    ctl.give(src)
+    src = ctl.sample_copy()
     orig_msgs = parse_mboxrd(original)
     assert len(orig_msgs) == 6
 
@@ -633,7 +625,8 @@ def test_mbox_import_export_round_trip(ctl):
     with open(out, "rb") as f:
         assert f.read() == exported
     ctl.run("export", "hal", "mbox", ctl.path("x.mbox"), "-m", "No/Such", expect=EX_NOINPUT)
-    ctl.run("import", "hal", "tarball", src, expect=EX_USAGE)
+    p = ctl.run("import", "hal", "tarball", src, expect=EX_USAGE)
+    assert b"unknown format 'tarball'" in p.stderr
     ctl.run("import", "nobody", "mbox", src, expect=EX_NOUSER)
     ctl.run("index", "check", "hal")
 
@@ -746,6 +739,6 @@ def test_mailbox_delete_asks_on_a_terminal(ctl):
     assert rc == EX_OK and b"[y/N]" in err and b"1 messages" in err
     assert b"kept mailbox Old" in out
     assert ctl.json("mailbox", "status", "kim", "Old")["messages"] == 1
-    rc, out, err = run_on_terminal(ctl, ["mailbox", "delete", "kim", "Old"], b"y\n")
+    rc, out, err = run_on_terminal(ctl, ["mailbox", "delete", "kim", "Old"], b"yes\n")
     assert rc == EX_OK and b"deleted mailbox Old" in out
     ctl.run("mailbox", "status", "kim", "Old", expect=EX_NOINPUT)

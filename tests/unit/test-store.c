@@ -437,6 +437,38 @@ static void test_changes_by_other_programs(void **state)
 	store_mailbox_close(&mb);
 }
 
+/* Entries that only look like messages: a directory and a symbolic link
+ * (to a file outside the user's directory) named like message files. The
+ * folder stays usable, they are not messages, and a rebuild agrees. */
+static void test_non_files_with_message_names(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	char path[4096], outside[4096];
+
+	save(f->u, "INBOX", "Subject: real\n\nx\n", 0);
+	snprintf(path, sizeof(path), "%s/Maildir/cur/1700000001.M1P1.host:2,S", f->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(outside, sizeof(outside), "%s/outside", f->dir);
+	write_file(outside, "Subject: not yours\n\nsecret\n");
+	snprintf(path, sizeof(path), "%s/Maildir/new/1700000002.M2P2.host", f->dir);
+	assert_int_equal(symlink(outside, path), 0);
+
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	assert_int_equal(store_mailbox_sync(mb, &err), 0);
+	assert_int_equal(store_mailbox_count(mb), 1);
+	assert_string_equal(read_all(mb, store_mailbox_msg(mb, 1)->uid), "Subject: real\r\n\r\nx\r\n");
+	store_mailbox_close(&mb);
+
+	store_user_close(&f->u);
+	assert_int_equal(store_user_rebuild(f->dir, &err), 0);
+	reopen(f);
+	mb = open_mb(f->u, "INBOX");
+	assert_int_equal(store_mailbox_count(mb), 1);
+	store_mailbox_close(&mb);
+}
+
 static void index_path(struct fixture *f, char *path, size_t size)
 {
 	snprintf(path, size, "%s/index.sqlite", f->dir);
@@ -1165,6 +1197,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_saves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_sees_delivery, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_non_files_with_message_names, setup, teardown),
 	};
 
 	log_init("test-store", LOG_TARGET_STDERR, LOG_LEVEL_WARN);
