@@ -83,9 +83,12 @@ void *arena_alloc(struct arena *a, size_t size)
 			memset(big->data, 0, need);
 			return big->data;
 		}
-		/* A small first chunk: many sessions never need more. */
-		c = chunk_new(a, a->chunks == NULL && a->chunk_size > ARENA_FIRST_CHUNK ?
-			      ARENA_FIRST_CHUNK : a->chunk_size);
+		/* A small first chunk, when the allocation fits it: many
+		 * sessions never need more. */
+		bool first_small = a->chunks == NULL && a->chunk_size > ARENA_FIRST_CHUNK &&
+				   need <= ARENA_FIRST_CHUNK;
+
+		c = chunk_new(a, first_small ? ARENA_FIRST_CHUNK : a->chunk_size);
 		c->next = a->chunks;
 		a->chunks = c;
 	}

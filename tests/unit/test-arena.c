@@ -79,6 +79,20 @@ static void test_reused_memory_is_zeroed(void **state)
 	arena_free(&a);
 }
 
+/* A first allocation larger than the small first chunk but not large
+ * enough for a chunk of its own gets a regular chunk, not an overflow. */
+static void test_first_allocation_above_first_chunk(void **state)
+{
+	struct arena *a = arena_new(1024);
+	unsigned char *p = arena_alloc(a, 416);
+	unsigned char *q = arena_alloc(a, 8);
+
+	memset(p, 0xff, 416);
+	assert_true(all_zero(q, 8));
+	assert_true(arena_footprint(a) >= 1024);
+	arena_free(&a);
+}
+
 static void test_large_allocations(void **state)
 {
 	struct arena *a = arena_new(1024);
@@ -200,6 +214,7 @@ int main(void)
 		cmocka_unit_test(test_new_allocates_nothing),
 		cmocka_unit_test(test_alignment_and_zeroing),
 		cmocka_unit_test(test_reused_memory_is_zeroed),
+		cmocka_unit_test(test_first_allocation_above_first_chunk),
 		cmocka_unit_test(test_large_allocations),
 		cmocka_unit_test(test_reset_releases_and_keeps_working),
 		cmocka_unit_test(test_strings),
