@@ -17,7 +17,8 @@ void buf_init(struct buf *b, size_t max)
 
 int buf_reserve(struct buf *b, size_t extra)
 {
-	if (extra > b->max || b->len > b->max - extra)
+	/* need + 1 (the NUL) must not wrap either. */
+	if (extra > b->max || b->len > b->max - extra || b->len + extra == SIZE_MAX)
 		return BUF_ETOOBIG;
 	size_t need = b->len + extra;
 
@@ -27,7 +28,7 @@ int buf_reserve(struct buf *b, size_t extra)
 
 	while (cap <= need)
 		cap = cap > SIZE_MAX / 2 ? need + 1 : cap * 2;
-	if (cap > b->max + 1)
+	if (b->max < SIZE_MAX && cap > b->max + 1)
 		cap = b->max + 1;
 	b->data = xrealloc(b->data, cap);
 	b->cap = cap;

@@ -53,6 +53,23 @@ static void test_append_keeps_nul(void **state)
 	buf_release(&b);
 }
 
+/* No maximum (SIZE_MAX) must not wrap the capacity to nothing. */
+static void test_unlimited_buffer(void **state)
+{
+	struct buf b;
+	char chunk[100];
+
+	memset(chunk, 'x', sizeof(chunk));
+	buf_init(&b, SIZE_MAX);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(buf_append(&b, chunk, sizeof(chunk)), 0);
+	assert_int_equal(b.len, 10000);
+	assert_true(b.cap > b.len);
+	assert_int_equal(b.data[9999], 'x');
+	assert_int_equal(b.data[10000], '\0');
+	buf_release(&b);
+}
+
 static void test_binary_data(void **state)
 {
 	static const unsigned char bin[] = { 'a', 0, 'b', 0, 0, 0xff, '\r', '\n', 0 };
@@ -277,6 +294,7 @@ int main(void)
 		cmocka_unit_test(test_init_takes_no_storage),
 		cmocka_unit_test(test_append_keeps_nul),
 		cmocka_unit_test(test_binary_data),
+		cmocka_unit_test(test_unlimited_buffer),
 		cmocka_unit_test(test_max_is_enforced),
 		cmocka_unit_test(test_reserve),
 		cmocka_unit_test(test_printf),
