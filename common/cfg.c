@@ -41,6 +41,8 @@
 
 enum cfg_type {
 	CFG_STRING,   /* char *, not empty; with choices, one of them */
+	CFG_OPTSTRING, /* char *, may be empty */
+	CFG_BOOL,     /* bool: yes or no */
 	CFG_PATH,     /* char *, an absolute path */
 	CFG_ENUM,     /* an enum: the index of the value in choices */
 	CFG_UINT,     /* uint32_t, decimal */
@@ -51,25 +53,33 @@ enum cfg_type {
 	CFG_NAMELIST, /* struct cfg_strlist of user names */
 };
 
-/* The sections in file order, and where their keys live in struct cfg. */
+/*
+ * The sections in file order, and where their keys live in struct cfg. A
+ * section takes the keys of one column of cfg_keys[] (the service keys are
+ * shared by [imap], [pop3] and [lmtp], each in its own struct cfg_service)
+ * and optionally those of a second column of its own, kept in struct cfg
+ * itself ([lmtp]'s delivery keys, [pop3]'s UIDLs and login delay).
+ */
 struct cfg_section {
 	const char *name;
 	const char *keys;  /* the section column of cfg_keys[] it uses */
 	size_t offset;     /* of its struct cfg_service, 0 for the others */
 	unsigned svc;      /* which default of cfg_key.def[] applies */
+	const char *own_keys; /* a second column, only this section's; or NULL */
 };
 
 static const struct cfg_section sections[] = {
-	{ "global", "global", 0, 0 },
-	{ "tls", "tls", 0, 0 },
-	{ "imap", "service", offsetof(struct cfg, imap), 0 },
-	{ "pop3", "service", offsetof(struct cfg, pop3), 1 },
-	{ "lmtp", "service", offsetof(struct cfg, lmtp), 2 },
-	{ "auth", "auth", 0, 0 },
+	{ "global", "global", 0, 0, NULL },
+	{ "tls", "tls", 0, 0, NULL },
+	{ "imap", "service", offsetof(struct cfg, imap), 0, NULL },
+	{ "pop3", "service", offsetof(struct cfg, pop3), 1, "pop3" },
+	{ "lmtp", "service", offsetof(struct cfg, lmtp), 2, "lmtp" },
+	{ "auth", "auth", 0, 0, NULL },
 };
 
 struct cfg_key {
-	const char *section;        /* "global", "tls", or "service": all three */
+	const char *section;        /* "global", "tls", "lmtp", "auth", or
+				     * "service": [imap], [pop3] and [lmtp] */
 	const char *name;
 	enum cfg_type type;
 	size_t offset;              /* in struct cfg, or struct cfg_service */
@@ -87,6 +97,10 @@ static const char *const log_targets[] = { "stderr", "syslog", NULL };
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const tls_protocols[] = { "TLSv1.2", "TLSv1.3", NULL };
 static const char *const user_kinds[] = { "virtual", "system", NULL };
+/* In the order of enum cfg_uidl_format. */
+static const char *const uidl_formats[] = { "dovecot", "courier", "cyrus", NULL };
+/* In the order of false, true. */
+static const char *const booleans[] = { "no", "yes", NULL };
 /* Characters that login names never contain (auth/username.c). */
 static const char *const master_separators[] = { "*", "!", "#", "^", NULL };
 
@@ -126,6 +140,19 @@ static const struct cfg_key cfg_keys[] = {
 	{ "service", "max_line_length_auth", CFG_SIZE, S(max_line_length_auth), 512, 16 * MIB, NULL, { "64K", "8K", "8K" } },
 	{ "service", "output_buffer_size", CFG_SIZE, S(output_buffer_size), 4 * KIB, 16 * MIB, NULL, { "64K" } },
 	{ "service", "trusted_proxies", CFG_CIDRLIST, S(trusted_proxies), 0, 0, NULL, { "" } },
+
+	/* Delivery ([lmtp] only): "" host name means the system's. */
+	{ "lmtp", "hostname", CFG_OPTSTRING, G(lmtp_hostname), 0, 0, NULL, { "" } },
+	{ "lmtp", "local_domains", CFG_NAMELIST, G(lmtp_local_domains), 0, 0, NULL, { "" } },
+	{ "lmtp", "recipient_delimiter", CFG_OPTSTRING, G(lmtp_recipient_delimiter), 0, 0, NULL, { "+" } },
+	{ "lmtp", "save_to_detail_mailbox", CFG_BOOL, G(lmtp_save_to_detail_mailbox), 0, 0, booleans, { "yes" } },
+	{ "lmtp", "max_message_size", CFG_SIZE, G(lmtp_max_message_size), KIB, 4 * GIB, NULL, { "64M" } },
+	{ "lmtp", "max_recipients", CFG_UINT, G(lmtp_max_recipients), 1, 100000, NULL, { "100" } },
+	{ "lmtp", "quota_full_tempfail", CFG_BOOL, G(lmtp_quota_full_tempfail), 0, 0, booleans, { "no" } },
+
+	/* [pop3] only. */
+	{ "pop3", "uidl_format", CFG_ENUM, G(pop3_uidl_format), 0, 0, uidl_formats, { "dovecot" } },
+	{ "pop3", "login_delay", CFG_DURATION, G(pop3_login_delay_ms), 0, DAY, NULL, { "0" } },
 
 	{ "auth", "users", CFG_ENUM, G(auth_users), 0, 0, user_kinds, { "virtual" } },
 	{ "auth", "users_db", CFG_PATH, G(auth_users_db), 0, 0, NULL, { "/var/lib/tern/users.sqlite" } },
@@ -216,15 +243,29 @@ static int fail(struct parser *p, const char *fmt, ...)
 	return -1;
 }
 
+/* Does section s take key k? */
+static bool section_has(const struct cfg_section *s, const struct cfg_key *k)
+{
+	return strcmp(k->section, s->keys) == 0 ||
+	       (s->own_keys != NULL && strcmp(k->section, s->own_keys) == 0);
+}
+
+/* Where k of section s lives: the main column's keys at the section's
+ * offset, its own column's in struct cfg itself. */
+static size_t field_offset(const struct cfg_section *s, const struct cfg_key *k)
+{
+	return (strcmp(k->section, s->keys) == 0 ? s->offset : 0) + k->offset;
+}
+
 static void *field(struct cfg *cfg, const struct cfg_section *s, const struct cfg_key *k)
 {
-	return (char *)cfg + s->offset + k->offset;
+	return (char *)cfg + field_offset(s, k);
 }
 
 static const void *field_const(const struct cfg *cfg, const struct cfg_section *s,
 			       const struct cfg_key *k)
 {
-	return (const char *)cfg + s->offset + k->offset;
+	return (const char *)cfg + field_offset(s, k);
 }
 
 static bool is_list(const struct cfg_key *k)
@@ -417,12 +458,14 @@ static int parse_value(struct parser *p, const struct cfg_section *s,
 	snprintf(where, sizeof(where), "[%s] %s", s->name, k->name);
 	if (is_list(k))
 		return parse_list(p, where, k, value, dst);
-	if (value[0] == '\0')
+	if (value[0] == '\0' && k->type != CFG_OPTSTRING)
 		return fail(p, "%s: empty value", where);
 
 	switch (k->type) {
 	case CFG_STRING:
+	case CFG_OPTSTRING:
 	case CFG_PATH:
+	case CFG_BOOL:
 	case CFG_ENUM: {
 		if (k->type == CFG_PATH && value[0] != '/')
 			return fail(p, "%s: '%s' is not an absolute path", where, value);
@@ -445,6 +488,8 @@ static int parse_value(struct parser *p, const struct cfg_section *s,
 		}
 		if (k->type == CFG_ENUM) {
 			*(int *)dst = i;
+		} else if (k->type == CFG_BOOL) {
+			*(bool *)dst = i == 1;
 		} else {
 			free(*(char **)dst);
 			*(char **)dst = xstrdup(value);
@@ -557,7 +602,7 @@ static int handler_cb(void *user, const char *section, const char *name, const c
 	for (size_t i = 0; i < N_ELEMENTS(cfg_keys); i++) {
 		if (strcmp(cfg_keys[i].name, name) != 0)
 			continue;
-		if (strcmp(cfg_keys[i].section, s->keys) == 0)
+		if (section_has(s, &cfg_keys[i]))
 			k = &cfg_keys[i];
 		else
 			elsewhere = &cfg_keys[i];
@@ -603,7 +648,7 @@ static struct cfg *cfg_new_defaults(const char *path)
 			const struct cfg_key *k = &cfg_keys[j];
 			const char *def = k->def[s->svc] != NULL ? k->def[s->svc] : k->def[0];
 
-			if (strcmp(k->section, s->keys) != 0)
+			if (!section_has(s, k))
 				continue;
 			if (parse_value(&p, s, k, def) < 0) {
 				log_error("bug: bad default: %s", p.error);
@@ -694,11 +739,12 @@ void cfg_free(struct cfg **cfgp)
 		for (size_t j = 0; j < N_ELEMENTS(cfg_keys); j++) {
 			const struct cfg_key *k = &cfg_keys[j];
 
-			if (strcmp(k->section, sections[i].keys) != 0)
+			if (!section_has(&sections[i], k))
 				continue;
 			if (is_list(k))
 				strlist_clear(field(cfg, &sections[i], k));
-			else if (k->type == CFG_STRING || k->type == CFG_PATH)
+			else if (k->type == CFG_STRING || k->type == CFG_OPTSTRING ||
+				 k->type == CFG_PATH)
 				free(*(char **)field(cfg, &sections[i], k));
 		}
 	}
@@ -734,8 +780,12 @@ static void print_key(FILE *out, const struct cfg *cfg, const struct cfg_section
 
 	switch (k->type) {
 	case CFG_STRING:
+	case CFG_OPTSTRING:
 	case CFG_PATH:
 		text = *(char *const *)v;
+		break;
+	case CFG_BOOL:
+		text = k->choices[*(const bool *)v ? 1 : 0];
 		break;
 	case CFG_ENUM:
 		text = k->choices[*(const int *)v];
@@ -756,7 +806,9 @@ static void print_key(FILE *out, const struct cfg *cfg, const struct cfg_section
 	/* Without spaces where they would change the value: after a space, a
 	 * leading ';' starts a comment, and a value that only fit its line
 	 * without them must keep fitting. */
-	if (text[0] == ';' || strlen(k->name) + 3 + strlen(text) > CFG_MAX_LINE)
+	if (text[0] == '\0')
+		fprintf(out, "%s =\n", k->name);
+	else if (text[0] == ';' || strlen(k->name) + 3 + strlen(text) > CFG_MAX_LINE)
 		fprintf(out, "%s=%s\n", k->name, text);
 	else
 		fprintf(out, "%s = %s\n", k->name, text);
@@ -768,7 +820,7 @@ void cfg_print(const struct cfg *cfg, FILE *out)
 	for (size_t i = 0; i < N_ELEMENTS(sections); i++) {
 		fprintf(out, "\n[%s]\n", sections[i].name);
 		for (size_t j = 0; j < N_ELEMENTS(cfg_keys); j++) {
-			if (strcmp(cfg_keys[j].section, sections[i].keys) == 0)
+			if (section_has(&sections[i], &cfg_keys[j]))
 				print_key(out, cfg, &sections[i], &cfg_keys[j]);
 		}
 	}

@@ -160,6 +160,13 @@ struct cfg_service {
 };
 
 /* Whose passwords PAM checks and where users are looked up ([auth] users). */
+/* How tern-pop3d builds UIDLs from UIDVALIDITY and UID ([pop3] uidl_format). */
+enum cfg_uidl_format {
+	CFG_UIDL_DOVECOT, /* %08x UID, %08x UIDVALIDITY (Dovecot's default) */
+	CFG_UIDL_COURIER, /* UID<uid>-<uidvalidity> (Courier) */
+	CFG_UIDL_CYRUS,   /* <uidvalidity>.<uid> (Cyrus) */
+};
+
 enum cfg_user_kind {
 	CFG_USERS_VIRTUAL, /* Tern's users database, pam_tern */
 	CFG_USERS_SYSTEM,  /* the system's accounts, pam_unix */
@@ -182,6 +189,17 @@ struct cfg {
 	struct cfg_service imap;
 	struct cfg_service pop3;
 	struct cfg_service lmtp;
+	/* [lmtp] only: delivery */
+	char *lmtp_hostname;            /* "": the system's host name */
+	struct cfg_strlist lmtp_local_domains; /* user@these is user */
+	char *lmtp_recipient_delimiter; /* "": no user+detail addresses */
+	bool lmtp_save_to_detail_mailbox;
+	uint64_t lmtp_max_message_size;
+	uint32_t lmtp_max_recipients;   /* per transaction */
+	bool lmtp_quota_full_tempfail;  /* a full quota is 4xx, not 5xx */
+	/* [pop3] only */
+	enum cfg_uidl_format pop3_uidl_format;
+	uint64_t pop3_login_delay_ms;   /* 0: no LOGIN-DELAY */
 	/* [auth] */
 	enum cfg_user_kind auth_users;
 	char *auth_users_db;

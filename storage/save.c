@@ -16,6 +16,12 @@
  * Group commit: saves of one user that reach the commit together are
  * committed by one thread (the leader) in one transaction with one WAL
  * flush and one fsync per directory, so throughput grows with concurrency.
+ *
+ * Sharing (store_save_share): one message delivered to several users or
+ * mailboxes is written and flushed once; each further save gets another
+ * name for the same file (a second descriptor of the anonymous file, or a
+ * hard link of the named one), so all recipients on one file system share
+ * one inode. Across file systems the flushed bytes are copied.
  */
 #include "storage-private.h"
 
@@ -47,10 +53,13 @@ struct store_save {
 	uint32_t flags;
 	int64_t internal_date;
 	bool failed;
+	bool finished;          /* flushed to disk: no more writes */
 };
 
-int store_save_begin(struct store_user *u, const char *mailbox, struct store_save **s_r,
-		     struct store_error *err)
+/* A save into mailbox of u, without its file yet. NULL (with *err) when
+ * the mailbox does not exist. */
+static struct store_save *save_new(struct store_user *u, const char *mailbox,
+				   struct store_error *err)
 {
 	struct store_mbox_row row;
 	int found = store__mbox_find(u, mailbox, &row, err);
@@ -58,19 +67,31 @@ int store_save_begin(struct store_user *u, const char *mailbox, struct store_sav
 	if (found <= 0) {
 		if (found == 0)
 			store__fail(err, STORE_ERR_NOTFOUND, "no mailbox %s", mailbox);
-		return -1;
+		return NULL;
 	}
 	struct store_save *s = xcalloc(1, sizeof(*s));
 
 	s->u = u;
+	s->fd = -1;
 	s->mailbox = xstrdup(mailbox);
 	s->folder = store__folder_path(u, mailbox, err);
+	if (s->folder == NULL) {
+		store_save_abort(&s);
+		return NULL;
+	}
 	s->internal_date = (int64_t)time(NULL);
 	store_new_base(s->base, sizeof(s->base));
-	/* An anonymous file in tmp/ where the file system allows: it gets its
-	 * one name when it is linked into new/ or cur/ at the commit, and a
-	 * crash before that leaves nothing behind. Otherwise a named file in
-	 * tmp/, renamed at the commit. */
+	return s;
+}
+
+/*
+ * Create the save's file. An anonymous file in tmp/ where the file system
+ * allows: it gets its one name when it is linked into new/ or cur/ at the
+ * commit, and a crash before that leaves nothing behind. Otherwise a named
+ * file in tmp/, renamed at the commit.
+ */
+static int save_create_file(struct store_save *s, struct store_error *err)
+{
 	snprintf(s->tmp_path, sizeof(s->tmp_path), "%s/tmp", s->folder);
 	s->fd = access("/proc/self/fd", X_OK) < 0 ? -1 :
 		open(s->tmp_path, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
@@ -84,6 +105,19 @@ int store_save_begin(struct store_user *u, const char *mailbox, struct store_sav
 	if (s->fd < 0) {
 		store__fail_errno(err, errno, "create %s", s->tmp_path);
 		s->tmp_path[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+int store_save_begin(struct store_user *u, const char *mailbox, struct store_save **s_r,
+		     struct store_error *err)
+{
+	struct store_save *s = save_new(u, mailbox, err);
+
+	if (s == NULL)
+		return -1;
+	if (save_create_file(s, err) < 0) {
 		store_save_abort(&s);
 		return -1;
 	}
@@ -141,6 +175,8 @@ int store_save_write(struct store_save *s, const void *data, size_t len,
 
 	if (s->failed)
 		return store__fail(err, STORE_ERR_TEMP, "save failed earlier");
+	if (s->finished)
+		return store__fail(err, STORE_ERR_TEMP, "save already flushed");
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = p[i];
 
@@ -160,9 +196,11 @@ int store_save_write(struct store_save *s, const void *data, size_t len,
 	return 0;
 }
 
-/* Everything on disk before the commit: data, size and time. */
+/* Everything on disk before the commit: data, size and time. Done once. */
 static int save_finish_file(struct store_save *s, struct store_error *err)
 {
+	if (s->finished)
+		return 0;
 	if (s->pending_cr) {
 		s->pending_cr = false;
 		if (put_byte(s, '\r', err) < 0)
@@ -188,6 +226,123 @@ static int save_finish_file(struct store_save *s, struct store_error *err)
 		}
 		s->fd = -1;
 	}
+	s->finished = true;
+	return 0;
+}
+
+/* The device of the save's flushed file, or -1. */
+static int save_file_dev(const struct store_save *s, dev_t *dev_r)
+{
+	struct stat st;
+
+	if (s->anonymous ? fstat(s->fd, &st) < 0 : stat(s->tmp_path, &st) < 0)
+		return -1;
+	*dev_r = st.st_dev;
+	return 0;
+}
+
+/* Another name for src's flushed file in s's tmp/ (or, anonymous, another
+ * descriptor). 1 done, 0 not possible here (another file system), -1 error. */
+static int save_share_file(struct store_save *src, struct store_save *s, struct store_error *err)
+{
+	char tmp_dir[4096];
+	struct stat st;
+	dev_t dev;
+
+	snprintf(tmp_dir, sizeof(tmp_dir), "%s/tmp", s->folder);
+	if (stat(tmp_dir, &st) < 0)
+		return store__fail_errno(err, errno, "stat %s", tmp_dir);
+	if (save_file_dev(src, &dev) < 0)
+		return store__fail_errno(err, errno, "stat the file of %s", src->base);
+	if (dev != st.st_dev)
+		return 0;
+	if (src->anonymous) {
+		s->fd = fcntl(src->fd, F_DUPFD_CLOEXEC, 0);
+		if (s->fd < 0)
+			return store__fail_errno(err, errno, "dup");
+		s->anonymous = true;
+		return 1;
+	}
+	snprintf(s->tmp_path, sizeof(s->tmp_path), "%s/tmp/%s", s->folder, s->base);
+	if (link(src->tmp_path, s->tmp_path) == 0)
+		return 1;
+	int e = errno;
+
+	s->tmp_path[0] = '\0';
+	if (e == EXDEV || e == EMLINK || e == EPERM)
+		return 0;
+	return store__fail_errno(err, e, "link %s", src->tmp_path);
+}
+
+/* Copy src's flushed bytes (already with LF line ends) into s's new file. */
+static int save_copy_file(struct store_save *src, struct store_save *s, struct store_error *err)
+{
+	char path[4096];
+	unsigned char *buf;
+	int in;
+
+	if (src->anonymous)
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", src->fd);
+	else
+		snprintf(path, sizeof(path), "%s", src->tmp_path);
+	in = open(path, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return store__fail_errno(err, errno, "open %s", path);
+	if (save_create_file(s, err) < 0) {
+		close(in);
+		return -1;
+	}
+	buf = xcalloc(1, SAVE_BUF_SIZE);
+	s->buf = buf;
+	for (;;) {
+		ssize_t n = read(in, buf, SAVE_BUF_SIZE);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			store__fail_errno(err, errno, "read %s", path);
+			close(in);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		s->buf_len = (size_t)n;
+		if (flush_buf(s, err) < 0) {
+			close(in);
+			return -1;
+		}
+	}
+	close(in);
+	return save_finish_file(s, err);
+}
+
+int store_save_share(struct store_save *src, struct store_user *u, const char *mailbox,
+		     struct store_save **s_r, struct store_error *err)
+{
+	if (src->failed)
+		return store__fail(err, STORE_ERR_TEMP, "save failed earlier");
+	if (save_finish_file(src, err) < 0) {
+		src->failed = true;
+		return -1;
+	}
+	struct store_save *s = save_new(u, mailbox, err);
+
+	if (s == NULL)
+		return -1;
+	s->size = src->size;
+	s->lfs = src->lfs;
+	s->flags = src->flags;
+	s->internal_date = src->internal_date;
+	int ret = save_share_file(src, s, err);
+
+	if (ret == 0)
+		ret = save_copy_file(src, s, err);
+	if (ret < 0) {
+		store_save_abort(&s);
+		return -1;
+	}
+	s->finished = true;
+	*s_r = s;
 	return 0;
 }
 

@@ -356,6 +356,19 @@ int store_save_commit(struct store_save **s, uint32_t *uidvalidity_r, uint32_t *
 		      struct store_error *err);
 void store_save_abort(struct store_save **s);
 
+/*
+ * The same message once more, for another user or mailbox (LMTP with
+ * several recipients): flushes src to disk (no more writes to it after
+ * this) and returns a new save of its bytes in mailbox of u, which is
+ * committed or aborted on its own, in any order with src. On one file
+ * system both are names of one file (a hard link: one inode, stored once);
+ * across file systems the bytes are copied. Call before src is committed
+ * or aborted. Flags and the internal date are src's. NOTFOUND when the
+ * mailbox does not exist. Blocks on disk (fsync of src's file).
+ */
+int store_save_share(struct store_save *src, struct store_user *u, const char *mailbox,
+		     struct store_save **s_r, struct store_error *err);
+
 /* -------------------------------------------------------- notification */
 
 /*

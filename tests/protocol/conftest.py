@@ -972,3 +972,294 @@ def auth_env(workdir, mail_user):
     shipped tern-virtual service file, an empty users database."""
     _, uid, gid = mail_user
     return AuthEnv(workdir, uid, gid)
+
+
+# ------------------------------------------------------------------ LMTP
+#
+# tern-lmtpd with virtual users made by ternctl (an AuthEnv's users
+# database and mail_root), listening on a unix socket and on a TCP port.
+
+
+def lmtpd_binary():
+    path = os.path.join(build_dir(), "lmtp", "tern-lmtpd")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{path} is missing: build lmtp/tern-lmtpd first")
+    return path
+
+
+class LmtpDaemon(Daemon):
+    """A running tern-lmtpd. .port is its TCP port, .socket_path its unix
+    socket, .auth the AuthEnv whose users it delivers to."""
+
+    def wait_ready(self, probe_source="127.0.0.1", timeout=START_TIMEOUT):
+        """Every listener greets with 220 and answers QUIT with 221."""
+        deadline = time.monotonic() + timeout
+        targets = [("tcp", p) for p in self._ports("listen")] + [("unix", self.socket_path)]
+        for kind, where in targets:
+            while True:
+                if self.proc.poll() is not None:
+                    pytest.fail(f"tern-lmtpd exited with {self.proc.returncode}; "
+                                f"log:\n{self.log_tail()}")
+                try:
+                    c = (Client.connect(where) if kind == "tcp"
+                         else Client.connect_unix(where))
+                except OSError:
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"tern-lmtpd not accepting on {where} after {timeout}s; "
+                                    f"log:\n{self.log_tail()}")
+                    time.sleep(0.05)
+                    continue
+                try:
+                    g = c.readline()
+                    assert g.startswith("220 "), f"unexpected greeting {g!r}"
+                    c.sendline("QUIT")
+                    assert c.readline().startswith("221 ")
+                    c.expect_eof()
+                finally:
+                    c.close()
+                break
+
+    def client(self, unix=False):
+        """A raw Client, greeting read."""
+        c = Client.connect_unix(self.socket_path) if unix else Client.connect(self.port)
+        g = c.readline()
+        assert g.startswith("220 "), f"greeting {g!r}"
+        return c
+
+    def smtplib(self, unix=False):
+        """A connected smtplib.LMTP (before LHLO). Reads only the first
+        per-recipient reply after DATA: use one recipient per message or
+        the raw client (CLIENTS.md §9)."""
+        import smtplib
+        if unix:
+            return smtplib.LMTP(self.socket_path, timeout=READ_TIMEOUT)
+        return smtplib.LMTP("127.0.0.1", self.port, timeout=READ_TIMEOUT)
+
+    def user_dir(self, user):
+        return os.path.join(self.auth.mail_root, user)
+
+    def message_files(self, user, mailbox="INBOX"):
+        """Paths of the message files of a mailbox (new/ and cur/), sorted
+        by UID."""
+        folder = os.path.join(self.user_dir(user), "Maildir")
+        if mailbox != "INBOX":
+            folder = os.path.join(folder, "." + mailbox.replace("/", "."))
+        out = []
+        for sub in ("new", "cur"):
+            d = os.path.join(folder, sub)
+            if os.path.isdir(d):
+                out += [os.path.join(d, n) for n in os.listdir(d) if not n.startswith(".")]
+
+        def uid(path):
+            m = re.search(r",U=(\d+)", os.path.basename(path))
+            return int(m.group(1)) if m else 0
+        return sorted(out, key=uid)
+
+    def messages(self, user, mailbox="INBOX"):
+        """The stored bytes (LF line ends) of each message, by UID."""
+        out = []
+        for p in self.message_files(user, mailbox):
+            with open(p, "rb") as f:
+                out.append(f.read())
+        return out
+
+
+@pytest.fixture
+def lmtpd(workdir, auth_env, certs, mail_user):
+    """Factory: lmtpd(conf={section: {key: value}}, tls=False, wait=True)
+    starts tern-lmtpd delivering to auth_env's users (add them with
+    auth_env.add_user or auth_env.ternctl("user", "add", ...)), with
+    local_domains = example.org and hostname lmtp.test.invalid, listening on
+    unix:<workdir>/lmtp-N.sock and 127.0.0.1:<free port> (plus a TLS port
+    with tls=True). Stopped at teardown and checked like echod's. The
+    workdir is mode 0750, owned by the mail user: a client running as
+    another user (Postfix's lmtp) needs it opened up (the socket itself is
+    0666)."""
+    _, uid, gid = mail_user
+    started = []
+    os.makedirs(auth_env.mail_root, exist_ok=True)
+    os.chown(auth_env.mail_root, uid, gid)
+    cert_path = os.path.join(workdir, "lmtp-cert.pem")
+    key_path = os.path.join(workdir, "lmtp-key.pem")
+    with open(certs[0].cert, "rb") as f:
+        install_file(f.read(), cert_path, uid, gid, 0o644)
+    with open(certs[0].key, "rb") as f:
+        install_file(f.read(), key_path, uid, gid, 0o600)
+
+    def start(conf=None, tls=False, wait=True):
+        n = len(started)
+        plain_port, tls_port = free_ports(2)
+        sock = os.path.join(workdir, f"lmtp-{n}.sock")
+        base = {
+            "global": {"mail_user": MAIL_USER, "mail_root": auth_env.mail_root,
+                       "log_level": "debug"},
+            # Without a [tls] cert the daemon offers no STARTTLS.
+            "tls": {"cert": cert_path, "key": key_path} if tls else
+                   {"cert": os.path.join(workdir, "no-cert.pem"),
+                    "key": os.path.join(workdir, "no-key.pem")},
+            "lmtp": {"listen": f"unix:{sock} 127.0.0.1:{plain_port}",
+                     "listen_tls": f"127.0.0.1:{tls_port}" if tls else "",
+                     "shutdown_timeout": "5s",
+                     "hostname": "lmtp.test.invalid",
+                     "local_domains": "example.org"},
+            "auth": dict(auth_env.auth),
+        }
+        sections = merge_config(base, conf)
+        cfg_path = os.path.join(workdir, f"tern-lmtp-{n}.conf")
+        install_file(render_config(sections).encode(), cfg_path, uid, gid, 0o644)
+        d = LmtpDaemon([lmtpd_binary(), "-c", cfg_path], workdir, cfg_path, sections, "lmtp")
+        d.socket_path = sock
+        d.auth = auth_env
+        d.tls_trust = [certs[0].cert]
+        d.shutdown_s = duration_seconds(sections["lmtp"].get("shutdown_timeout"), 10.0)
+        started.append(d)
+        d.start()
+        if wait:
+            d.wait_ready()
+        return d
+
+    yield start
+
+    problems = []
+    for d in started:
+        d.stop(grace=d.shutdown_s + 10)
+        for p in d.check_clean():
+            problems.append(f"{' '.join(d.argv)}: {p}")
+        print(f"----- log of {' '.join(d.argv)} (exit {d.returncode}) -----")
+        print(d.log_tail(300))
+    if problems:
+        pytest.fail("daemon problems:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+# ------------------------------------------------------------------ POP3
+#
+# tern-pop3d with virtual users made by ternctl (an AuthEnv's users
+# database and mail_root), a plain port (STLS) and an implicit-TLS port.
+
+
+def pop3d_binary():
+    path = os.path.join(build_dir(), "pop3d", "tern-pop3d")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{path} is missing: build pop3d/tern-pop3d first")
+    return path
+
+
+class Pop3Daemon(Daemon):
+    """A running tern-pop3d. .port is its plain port, .tls_port its
+    implicit-TLS port (with tls=True), .auth the AuthEnv of its users."""
+
+    def wait_ready(self, probe_source="127.0.0.1", timeout=START_TIMEOUT):
+        """Every listener greets with +OK and answers QUIT with +OK."""
+        deadline = time.monotonic() + timeout
+        targets = [(p, False) for p in self._ports("listen")] + \
+                  [(p, True) for p in self._ports("listen_tls")]
+        probe_ports = []
+        for port, is_tls in targets:
+            while True:
+                if self.proc.poll() is not None:
+                    pytest.fail(f"tern-pop3d exited with {self.proc.returncode}; "
+                                f"log:\n{self.log_tail()}")
+                try:
+                    c = Client.connect(port, source=probe_source,
+                                       tls_ctx=client_context(self.tls_trust) if is_tls else None)
+                except (OSError, ssl.SSLError):
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"tern-pop3d not accepting on {port} after {timeout}s; "
+                                    f"log:\n{self.log_tail()}")
+                    time.sleep(0.05)
+                    continue
+                try:
+                    probe_ports.append(c.local_port)
+                    g = c.readline()
+                    assert g.startswith("+OK"), f"unexpected greeting {g!r}"
+                    c.sendline("QUIT")
+                    assert c.readline().startswith("+OK")
+                    c.expect_eof()
+                finally:
+                    c.close()
+                break
+        self.wait_released(probe_ports)
+
+    def client(self, tls=False, source=None):
+        """A raw Client on the plain port (tls=True: the TLS port), greeting
+        read."""
+        c = Client.connect(self.tls_port if tls else self.port, source=source,
+                           tls_ctx=client_context(self.tls_trust) if tls else None)
+        g = c.readline()
+        assert g.startswith("+OK "), f"greeting {g!r}"
+        return c
+
+    def poplib(self, tls=False):
+        """A connected poplib.POP3 (poplib.POP3_SSL with tls=True)."""
+        import poplib
+        if tls:
+            return poplib.POP3_SSL("127.0.0.1", self.tls_port, timeout=READ_TIMEOUT,
+                                   context=client_context(self.tls_trust))
+        return poplib.POP3("127.0.0.1", self.port, timeout=READ_TIMEOUT)
+
+    def deliver(self, user, message, mailbox=None):
+        """Store a message (bytes) for user with `ternctl deliver`."""
+        args = ["deliver", user] + (["-m", mailbox] if mailbox else [])
+        p = run_ternctl(self.auth.ctl_config(), *args, input=message)
+        assert p.returncode == 0, f"ternctl deliver: {p.stderr.decode(errors='replace')}"
+
+    def user_dir(self, user):
+        return os.path.join(self.auth.mail_root, user)
+
+
+@pytest.fixture
+def pop3d(workdir, auth_env, certs, mail_user):
+    """Factory: pop3d(conf={section: {key: value}}, tls=True, wait=True,
+    probe_source="127.0.0.1", measure_rss=False) starts tern-pop3d for
+    auth_env's users (add them with auth_env.add_user), listening on
+    127.0.0.1:<free port> (STLS) and, with tls=True, a TLS port. Stopped at
+    teardown and checked like echod's."""
+    _, uid, gid = mail_user
+    started = []
+    os.makedirs(auth_env.mail_root, exist_ok=True)
+    os.chown(auth_env.mail_root, uid, gid)
+    cert_path = os.path.join(workdir, "pop3-cert.pem")
+    key_path = os.path.join(workdir, "pop3-key.pem")
+    with open(certs[0].cert, "rb") as f:
+        install_file(f.read(), cert_path, uid, gid, 0o644)
+    with open(certs[0].key, "rb") as f:
+        install_file(f.read(), key_path, uid, gid, 0o600)
+
+    def start(conf=None, tls=True, wait=True, probe_source="127.0.0.1", measure_rss=False):
+        n = len(started)
+        plain_port, tls_port = free_ports(2)
+        base = {
+            "global": {"mail_user": MAIL_USER, "mail_root": auth_env.mail_root,
+                       "log_level": "debug"},
+            "tls": {"cert": cert_path, "key": key_path} if tls else
+                   {"cert": os.path.join(workdir, "no-cert.pem"),
+                    "key": os.path.join(workdir, "no-key.pem")},
+            "pop3": {"listen": f"127.0.0.1:{plain_port}",
+                     "listen_tls": f"127.0.0.1:{tls_port}" if tls else "",
+                     "shutdown_timeout": "5s"},
+            "auth": dict(auth_env.auth),
+        }
+        sections = merge_config(base, conf)
+        cfg_path = os.path.join(workdir, f"tern-pop3-{n}.conf")
+        install_file(render_config(sections).encode(), cfg_path, uid, gid, 0o644)
+        d = Pop3Daemon([pop3d_binary(), "-c", cfg_path], workdir, cfg_path, sections, "pop3")
+        d.auth = auth_env
+        d.tls_trust = [certs[0].cert]
+        d.shutdown_s = duration_seconds(sections["pop3"].get("shutdown_timeout"), 10.0)
+        started.append(d)
+        d.start(measure_rss=measure_rss)
+        if wait:
+            d.wait_ready(probe_source=probe_source)
+        return d
+
+    yield start
+
+    problems = []
+    for d in started:
+        d.stop(grace=d.shutdown_s + 10)
+        for p in d.check_clean():
+            problems.append(f"{' '.join(d.argv)}: {p}")
+        print(f"----- log of {' '.join(d.argv)} (exit {d.returncode}) -----")
+        print(d.log_tail(300))
+    if problems:
+        pytest.fail("daemon problems:\n  " + "\n  ".join(problems), pytrace=False)

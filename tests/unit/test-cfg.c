@@ -150,6 +150,15 @@ static void assert_cfgs_equal(const struct cfg *a, const struct cfg *b)
 	assert_services_equal(&a->imap, &b->imap);
 	assert_services_equal(&a->pop3, &b->pop3);
 	assert_services_equal(&a->lmtp, &b->lmtp);
+	assert_string_equal(a->lmtp_hostname, b->lmtp_hostname);
+	assert_lists_equal(&a->lmtp_local_domains, &b->lmtp_local_domains);
+	assert_string_equal(a->lmtp_recipient_delimiter, b->lmtp_recipient_delimiter);
+	assert_int_equal(a->lmtp_save_to_detail_mailbox, b->lmtp_save_to_detail_mailbox);
+	assert_int_equal(a->lmtp_max_message_size, b->lmtp_max_message_size);
+	assert_int_equal(a->lmtp_max_recipients, b->lmtp_max_recipients);
+	assert_int_equal(a->lmtp_quota_full_tempfail, b->lmtp_quota_full_tempfail);
+	assert_int_equal(a->pop3_uidl_format, b->pop3_uidl_format);
+	assert_int_equal(a->pop3_login_delay_ms, b->pop3_login_delay_ms);
 	assert_int_equal(a->auth_users, b->auth_users);
 	assert_string_equal(a->auth_users_db, b->auth_users_db);
 	assert_string_equal(a->auth_pam_service, b->auth_pam_service);
@@ -213,6 +222,15 @@ static void assert_defaults(const struct cfg *cfg)
 		assert_int_equal(s->output_buffer_size, 64 * 1024);
 		assert_list(&s->trusted_proxies, EMPTY);
 	}
+	assert_string_equal(cfg->lmtp_hostname, "");
+	assert_list(&cfg->lmtp_local_domains, EMPTY);
+	assert_string_equal(cfg->lmtp_recipient_delimiter, "+");
+	assert_true(cfg->lmtp_save_to_detail_mailbox);
+	assert_int_equal(cfg->lmtp_max_message_size, 64 * 1024 * 1024);
+	assert_int_equal(cfg->lmtp_max_recipients, 100);
+	assert_false(cfg->lmtp_quota_full_tempfail);
+	assert_int_equal(cfg->pop3_uidl_format, CFG_UIDL_DOVECOT);
+	assert_int_equal(cfg->pop3_login_delay_ms, 0);
 
 	assert_int_equal(cfg->auth_users, CFG_USERS_VIRTUAL);
 	assert_string_equal(cfg->auth_users_db, "/var/lib/tern/users.sqlite");
@@ -290,6 +308,8 @@ static const char full_file[] =
 	"max_line_length_auth = 16M\n"
 	"output_buffer_size = 16M\n"
 	"trusted_proxies = 192.0.2.1\n"
+	"uidl_format = courier\n"
+	"login_delay = 5m\n"
 	"\n"
 	"[lmtp]\n"
 	"listen = unix:/var/spool/postfix/private/tern-lmtp\n"
@@ -303,7 +323,14 @@ static const char full_file[] =
 	"max_line_length = 64K\n"
 	"max_line_length_auth = 64K\n"
 	"output_buffer_size = 1M\n"
-	"trusted_proxies = ::1\n";
+	"trusted_proxies = ::1\n"
+	"hostname = mx.example.org\n"
+	"local_domains = example.org, example.net\n"
+	"recipient_delimiter =\n"
+	"save_to_detail_mailbox = no\n"
+	"max_message_size = 1G\n"
+	"max_recipients = 1000\n"
+	"quota_full_tempfail = yes\n";
 
 static void assert_full_file(const struct cfg *cfg)
 {
@@ -342,6 +369,8 @@ static void assert_full_file(const struct cfg *cfg)
 	assert_int_equal(cfg->pop3.max_line_length_auth, 16 << 20);
 	assert_int_equal(cfg->pop3.output_buffer_size, 16 << 20);
 	assert_list(&cfg->pop3.trusted_proxies, LIST("192.0.2.1/32"));
+	assert_int_equal(cfg->pop3_uidl_format, CFG_UIDL_COURIER);
+	assert_int_equal(cfg->pop3_login_delay_ms, 5 * 60000);
 
 	assert_list(&cfg->lmtp.listen, LIST("unix:/var/spool/postfix/private/tern-lmtp"));
 	assert_list(&cfg->lmtp.listen_tls, LIST("127.0.0.1:24"));
@@ -355,6 +384,13 @@ static void assert_full_file(const struct cfg *cfg)
 	assert_int_equal(cfg->lmtp.max_line_length_auth, 64 * 1024);
 	assert_int_equal(cfg->lmtp.output_buffer_size, 1024 * 1024);
 	assert_list(&cfg->lmtp.trusted_proxies, LIST("::1/128"));
+	assert_string_equal(cfg->lmtp_hostname, "mx.example.org");
+	assert_list(&cfg->lmtp_local_domains, LIST("example.org", "example.net"));
+	assert_string_equal(cfg->lmtp_recipient_delimiter, "");
+	assert_false(cfg->lmtp_save_to_detail_mailbox);
+	assert_int_equal(cfg->lmtp_max_message_size, 1024 * 1024 * 1024);
+	assert_int_equal(cfg->lmtp_max_recipients, 1000);
+	assert_true(cfg->lmtp_quota_full_tempfail);
 }
 
 static void test_full_file(void **state)
@@ -403,6 +439,10 @@ static void test_errors_structure(void **state)
 		{ "[global]\nmail_user = a\nmail_usr = b\n", 3, "unknown key 'mail_usr' in [global]" },
 		{ "[imap]\nmail_user = a\n", 2, "unknown key 'mail_user' in [imap] (it belongs in [global])" },
 		{ "[tls]\nlisten = 1.2.3.4:1\n", 2, "it belongs in [imap], [pop3] or [lmtp]" },
+		/* [lmtp]'s own keys are not service keys */
+		{ "[imap]\nmax_recipients = 5\n", 2, "unknown key 'max_recipients' in [imap] (it belongs in [lmtp])" },
+		{ "[global]\nhostname = x\n", 2, "unknown key 'hostname' in [global] (it belongs in [lmtp])" },
+		{ "[lmtp]\nhostname = a\nhostname = b\n", 3, "[lmtp] hostname: duplicate key" },
 		/* key outside any section */
 		{ "# comment\n\nmail_user = a\n[global]\n", 3, "key 'mail_user' is outside any section" },
 		/* duplicate scalar, also across two blocks of one section */
@@ -476,6 +516,11 @@ static void test_errors_values(void **state)
 		{ "[imap]\nmax_connections =\n", 2, "[imap] max_connections: empty value" },
 		{ "[imap]\nmax_connections = 4294967297\n", 2, "out of range (1..1000000)" },
 		{ "[imap]\nmax_connections = 99999999999999999999999999\n", 2, "out of range (1..1000000)" },
+		/* yes or no, nothing else */
+		{ "[lmtp]\nquota_full_tempfail = true\n", 2, "[lmtp] quota_full_tempfail: 'true' is not one of no, yes" },
+		{ "[lmtp]\nsave_to_detail_mailbox =\n", 2, "[lmtp] save_to_detail_mailbox: empty value" },
+		{ "[lmtp]\nmax_message_size = 1023\n", 2, "[lmtp] max_message_size: 1023 is out of range (1K..4G)" },
+		{ "[lmtp]\nmax_recipients = 0\n", 2, "[lmtp] max_recipients: 0 is out of range (1..100000)" },
 		/* enums list what is allowed */
 		{ "[global]\nlog_level = verbose\n", 2, "[global] log_level: 'verbose' is not one of error, warn, info, debug" },
 		{ "[global]\nlog_target = file\n", 2, "'file' is not one of stderr, syslog" },
@@ -821,7 +866,7 @@ static void test_docs_cover_every_key(void **state)
 
 	/* cfg_print prints every key of the table: that is the list. */
 	collect_keys(printed, all);
-	assert_int_equal(all->count, 4 + 5 + 3 * 12 + 12);
+	assert_int_equal(all->count, 4 + 5 + 3 * 12 + 7 + 2 + 12);
 
 	/* docs/configuration.md has a heading for each key. */
 	char *doc = read_file(SOURCE_ROOT "/docs/configuration.md");
