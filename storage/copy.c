@@ -201,6 +201,9 @@ int store_mailbox_copy(struct store_mailbox *mb, const uint32_t *uids, size_t co
 			store__fail_db(err, u->db, "copy");
 			goto rollback;
 		}
+		/* The parse results go along (message-meta.c). */
+		if (store__meta_copy(u, src_row.id, uids[i], dst_row.id, uid, fn.base, err) < 0)
+			goto rollback;
 		if (move) {
 			snprintf(sql, sizeof(sql),
 				 "DELETE FROM message WHERE mailbox_id = %lld AND uid = %u;"

@@ -254,11 +254,17 @@ int store__index_open(struct store_user *u, struct store_error *err)
 		}
 		if (store__commit(u, err) < 0)
 			goto fail;
-		digest_setup(u);
-		return 1;
 	}
+	/* Added after version 1 (message-meta.c): created where missing,
+	 * after the message table its triggers watch. Without it (an old
+	 * index on a full disk, say) messages are parsed on every use. */
+	struct store_error meta_err = { 0 };
+
+	u->meta = store__exec(u, store__meta_schema, &meta_err) == 0;
+	if (!u->meta)
+		log_warn("index of %s: no message_meta table: %s", u->dir, meta_err.msg);
 	digest_setup(u);
-	return 0;
+	return version < 0 ? 1 : 0;
 fail:
 	if (err->code == STORE_ERR_TEMP) {
 		int code = sqlite3_extended_errcode(u->db) & 0xff;

@@ -22,8 +22,14 @@
  * name for the same file (a second descriptor of the anonymous file, or a
  * hard link of the named one), so all recipients on one file system share
  * one inode. Across file systems the flushed bytes are copied.
+ *
+ * The bytes are parsed as they are written (mime.c, streaming and
+ * bounded): ENVELOPE, BODYSTRUCTURE and the rest of message-meta.c go
+ * into the index in the transaction of the message row, so FETCH never
+ * has to read the file for them. Shared saves share the results.
  */
 #include "storage-private.h"
+#include "mime-private.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +60,8 @@ struct store_save {
 	int64_t internal_date;
 	bool failed;
 	bool finished;          /* flushed to disk: no more writes */
+	struct mime_parser *parser;     /* fed what is written, until finished */
+	struct store__meta *meta;       /* its results, once finished */
 };
 
 /* A save into mailbox of u, without its file yet. NULL (with *err) when
@@ -122,6 +130,7 @@ int store_save_begin(struct store_user *u, const char *mailbox, struct store_sav
 		return -1;
 	}
 	s->buf = xcalloc(1, SAVE_BUF_SIZE);
+	s->parser = mime_parser_new();
 	*s_r = s;
 	return 0;
 }
@@ -140,6 +149,9 @@ static int flush_buf(struct store_save *s, struct store_error *err)
 {
 	size_t off = 0;
 
+	/* The parser sees the stored form, as a later parse of the file does. */
+	if (s->parser != NULL)
+		mime_parser_feed(s->parser, s->buf, s->buf_len);
 	while (off < s->buf_len) {
 		ssize_t n = write(s->fd, s->buf + off, s->buf_len - off);
 
@@ -208,6 +220,10 @@ static int save_finish_file(struct store_save *s, struct store_error *err)
 	}
 	if (flush_buf(s, err) < 0)
 		return -1;
+	if (s->parser != NULL) {
+		s->meta = store__meta_from_parts(mime_parser_finish(s->parser));
+		mime_parser_free(&s->parser);
+	}
 	struct timespec times[2] = {
 		{ .tv_sec = s->internal_date, .tv_nsec = 0 },
 		{ .tv_sec = s->internal_date, .tv_nsec = 0 },
@@ -333,6 +349,8 @@ int store_save_share(struct store_save *src, struct store_user *u, const char *m
 	s->lfs = src->lfs;
 	s->flags = src->flags;
 	s->internal_date = src->internal_date;
+	if (src->meta != NULL)
+		s->meta = store__meta_ref(src->meta);
 	int ret = save_share_file(src, s, err);
 
 	if (ret == 0)
@@ -482,6 +500,8 @@ static int commit_one(struct store_user *u, struct commit_req *r)
 		store__fail_db(&r->err, u->db, "insert message");
 		goto fail;
 	}
+	if (s->meta != NULL && store__meta_insert(u, row.id, uid, s->base, s->meta, &r->err) < 0)
+		goto fail;
 	if (sqlite3_prepare_v2(u->db, "UPDATE mailbox SET uidnext = ?, highestmodseq = ?,"
 			       " uid_ceiling = ?, modseq_ceiling = ? WHERE id = ?",
 			       -1, &st, NULL) != SQLITE_OK) {
@@ -639,6 +659,8 @@ void store_save_abort(struct store_save **sp)
 		close(s->fd);
 	if (s->tmp_path[0] != '\0')
 		unlink(s->tmp_path);
+	mime_parser_free(&s->parser);
+	store__meta_unref(&s->meta);
 	free(s->buf);
 	free(s->mailbox);
 	free(s->folder);

@@ -38,6 +38,7 @@ struct store_user {
 	sqlite3 *db;
 	uint64_t digest_key[2]; /* the index's SipHash key (sync.c) */
 	bool digests;           /* the index keeps listing digests */
+	bool meta;              /* the index has the message_meta table */
 	dev_t index_dev;        /* the index file opened, to notice a new one */
 	ino_t index_ino;
 	struct store_quota quota;
@@ -231,6 +232,27 @@ int store__msg_row(struct store_mailbox *mb, uint32_t uid, struct store_msg_row 
 
 /* view.c: bring an opened mailbox up to the index. */
 int store__view_refresh(struct store_mailbox *mb, struct store_error *err);
+
+/* message-meta.c: a message's parse results (ENVELOPE, BODYSTRUCTURE,
+ * part tree, decoded fields) and its message_meta row. */
+struct mime_part;
+struct store__meta;
+extern const char store__meta_schema[];
+struct store__meta *store__meta_from_parts(const struct mime_part *root);
+/* Parse a message file; NULL with *err on an I/O error. */
+struct store__meta *store__meta_parse_file(const char *path, struct store_error *err);
+struct store__meta *store__meta_ref(struct store__meta *m);
+void store__meta_unref(struct store__meta **m);
+/* Insert or replace the row of (mailbox_id, uid), in the caller's write
+ * transaction (nothing when the index has no message_meta table). */
+int store__meta_insert(struct store_user *u, int64_t mailbox_id, uint32_t uid, const char *guid,
+		       const struct store__meta *m, struct store_error *err);
+/* COPY/MOVE: the row of a source message, if it has one that matches
+ * it, for its copy (in the caller's write transaction, before a move
+ * deletes the source row). */
+int store__meta_copy(struct store_user *u, int64_t src_mailbox_id, uint32_t src_uid,
+		     int64_t dst_mailbox_id, uint32_t dst_uid, const char *dst_guid,
+		     struct store_error *err);
 
 /* rebuild.c */
 int store__rebuild(struct store_user *u, struct store_error *err);

@@ -335,6 +335,67 @@ ssize_t store_reader_read(struct store_reader *r, void *buf, size_t max);
 int store_reader_skip(struct store_reader *r, uint64_t crlf_offset);
 void store_reader_close(struct store_reader **r);
 
+/* -------------------------------------------------- message structure */
+
+/*
+ * What IMAP FETCH needs of a message's MIME structure, parsed when it was
+ * saved and kept in the index (a message without it, e.g. from an older
+ * index, is parsed from its file on first use and its row filled).
+ * Limits: MIME nesting 100, 10,000 parts, header fields cut at 64 KiB;
+ * beyond them a message still has a valid ENVELOPE and BODYSTRUCTURE.
+ */
+struct store_msg_structure {
+	/* IMAP syntax ready to send: may contain literals ({n} CRLF ...). */
+	const char *envelope;
+	size_t envelope_len;
+	const char *body;               /* BODY (no extension data) */
+	size_t body_len;
+	const char *bodystructure;      /* BODYSTRUCTURE */
+	size_t bodystructure_len;
+};
+
+/* ENVELOPE, BODY and BODYSTRUCTURE of a UID, allocated in a. NOTFOUND when
+ * the UID is not in the mailbox. May write the index (on-demand parse). */
+int store_msg_structure(struct store_mailbox *mb, uint32_t uid, struct arena *a,
+			struct store_msg_structure *r, struct store_error *err);
+
+/* The section-spec of BODY[...] (RFC 9051 §6.4.5) after any part path. */
+enum store_section_kind {
+	STORE_SECTION_BODY,             /* [] (whole message) or [1.2] (part body) */
+	STORE_SECTION_HEADER,           /* [HEADER], [1.2.HEADER] */
+	STORE_SECTION_HEADER_FIELDS,    /* [HEADER.FIELDS (...)] */
+	STORE_SECTION_HEADER_FIELDS_NOT,/* [HEADER.FIELDS.NOT (...)] */
+	STORE_SECTION_TEXT,             /* [TEXT], [1.2.TEXT] */
+	STORE_SECTION_MIME,             /* [1.2.MIME]: the part's own header */
+};
+
+/* A byte range of the CRLF view (store_reader_skip, then read size
+ * bytes). filter: it is a header to pass through store_header_filter. */
+struct store_section {
+	uint64_t offset, size;
+	bool filter;
+};
+
+/*
+ * Locate a section: path is the part numbers (depth 0: the message
+ * itself). HEADER, TEXT and HEADER.FIELDS with a path need the part to be
+ * a message/rfc822; MIME needs a path. NOTFOUND when the part does not
+ * exist (the caller answers with an empty string, as RFC 9051 allows).
+ * Parts beyond the parser's limits do not exist.
+ */
+int store_section_locate(struct store_mailbox *mb, uint32_t uid, const uint32_t *path,
+			 size_t depth, enum store_section_kind kind, struct arena *a,
+			 struct store_section *r, struct store_error *err);
+
+/*
+ * HEADER.FIELDS (not false) or HEADER.FIELDS.NOT (not true): the lines of
+ * the fields of header (len bytes, CRLF) named in fields (case-insensitive),
+ * with their continuation lines, then the empty line, appended to out.
+ * 0, or BUF_ETOOBIG when out's maximum is reached.
+ */
+int store_header_filter(const void *header, size_t len, const char *const *fields,
+			size_t nfields, bool not, struct buf *out);
+
 /* -------------------------------------------------------------- saving */
 
 struct store_save;

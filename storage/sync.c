@@ -119,9 +119,28 @@ static int scan_dir(const char *folder, const char *sub, struct scan *s,
 	return 0;
 }
 
-/* Files carrying a UID first, by UID, then the rest by name (names begin
- * with the delivery time): a rebuild is repeatable and, of two files with
- * one UID, the first keeps it. */
+/* The delivery time a Maildir base name starts with ("<secs>.M<usec>..."),
+ * as microseconds; 0 when the name has another form. */
+static uint64_t delivery_usec(const char *base)
+{
+	char *end;
+	unsigned long long secs = strtoull(base, &end, 10);
+	unsigned long long usec = 0;
+
+	if (end == base || *end != '.')
+		return 0;
+	if (end[1] == 'M')
+		usec = strtoull(end + 2, NULL, 10) % 1000000;
+	return (uint64_t)secs * 1000000 + usec;
+}
+
+/*
+ * Files carrying a UID first, by UID, then the rest by name (names begin
+ * with the delivery time): a rebuild is repeatable. Of two files with one
+ * UID the newer delivery comes first and keeps it: the older is a save a
+ * crash cut short between its link and its commit (never acknowledged),
+ * whose UID the next save then handed out again.
+ */
 static int entry_cmp(const void *a, const void *b)
 {
 	const struct disk_entry *x = a, *y = b;
@@ -130,6 +149,12 @@ static int entry_cmp(const void *a, const void *b)
 
 	if (ux != uy)
 		return ux < uy ? -1 : 1;
+	if (x->fn.uid != 0) {
+		uint64_t tx = delivery_usec(x->fn.base), ty = delivery_usec(y->fn.base);
+
+		if (tx != ty)
+			return tx > ty ? -1 : 1;
+	}
 	return strcmp(x->fn.base, y->fn.base);
 }
 
@@ -607,6 +632,20 @@ static int add_file(struct sync_ctx *sc, struct disk_entry *de, bool new_guid,
 	sc->durable = true;
 	if (exec_stmt(sc->u, st, err, "insert message") < 0)
 		return -1;
+	/* The message's structure, parsed now (message-meta.c); a file that
+	 * cannot be read gets it on demand later. */
+	struct store__meta *m = store__meta_parse_file(newpath, err);
+
+	if (m == NULL) {
+		log_warn("%s: not parsed: %s", newpath, err->msg);
+		memset(err, 0, sizeof(*err));
+	} else {
+		int ret = store__meta_insert(sc->u, sc->row.id, uid, fn.base, m, err);
+
+		store__meta_unref(&m);
+		if (ret < 0)
+			return -1;
+	}
 	digest_add(sc->u, &sc->digest[de->relname[0] == 'n' ? STORE_DIGEST_NEW : STORE_DIGEST_CUR],
 		   relname, strlen(relname), true);
 	return 0;

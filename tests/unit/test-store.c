@@ -474,6 +474,41 @@ static void index_path(struct fixture *f, char *path, size_t size)
 	snprintf(path, size, "%s/index.sqlite", f->dir);
 }
 
+/*
+ * A save cut short by a crash after its link and before its commit leaves
+ * a whole file with a UID the index never handed out; the next save may
+ * hand that UID out again. If the index is then lost before a sync adopts
+ * the orphan, the rebuild must keep the UID for the acknowledged message
+ * (the newer one), not for the orphan.
+ */
+static void test_rebuild_prefers_acknowledged_save(void **state)
+{
+	struct fixture *f = *state;
+	char path[4096];
+
+	uint32_t first = save(f->u, "INBOX", "Subject: first\n\nx\n", 0);
+	/* The orphan: an older delivery time, the UID the index gives next. */
+	snprintf(path, sizeof(path), "%s/Maildir/new/1600000000.M1P1.host,S=19,W=22,U=%u",
+		 f->dir, first + 1);
+	write_file(path, "Subject: orphan\n\nx\n");
+	uint32_t acked = save(f->u, "INBOX", "Subject: acked\n\nx\n", 0);
+
+	store_user_close(&f->u);
+	index_path(f, path, sizeof(path));
+	assert_int_equal(unlink(path), 0);
+	strcat(path, "-wal");
+	unlink(path);
+	reopen(f);
+
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	assert_int_equal(store_mailbox_count(mb), 3);
+	assert_int_not_equal(store_mailbox_seq(mb, acked), 0);
+	assert_string_equal(read_all(mb, acked), "Subject: acked\r\n\r\nx\r\n");
+	assert_string_equal(read_all(mb, first), "Subject: first\r\n\r\nx\r\n");
+	store_mailbox_close(&mb);
+}
+
 static void test_rebuild_keeps_uids_and_flags(void **state)
 {
 	struct fixture *f = *state;
@@ -1198,6 +1233,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent_saves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_sees_delivery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_non_files_with_message_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rebuild_prefers_acknowledged_save, setup, teardown),
 	};
 
 	log_init("test-store", LOG_TARGET_STDERR, LOG_LEVEL_WARN);
