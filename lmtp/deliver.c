@@ -21,6 +21,12 @@
  *
  * Two recipients that are the same user and mailbox (alice@ and
  * alice+x@ without a mailbox x) get one copy and the same reply.
+ *
+ * The recipients' stores go back to the cache of open stores (stores.c)
+ * when the transaction is done with them, unless a store failed in a way
+ * that may say something is wrong with it (a temporary failure other than
+ * a full disk): that one is closed, and the next transaction opens the
+ * user's store afresh.
  */
 #include "lmtp-private.h"
 
@@ -55,6 +61,16 @@ static bool holds_files(const struct lmtp_txn *t)
 	return false;
 }
 
+/* Back to the cache, or closed after a temporary failure (a full disk is
+ * not one: the store is fine, and the next attempt may find room). */
+static void release_store(struct lmtp_rcpt *r)
+{
+	if (r->status == LMTP_ST_TEMPFAIL)
+		store_user_close(&r->store);
+	else
+		lmtp__stores_put(r->mail_dir, &r->quota, &r->store);
+}
+
 void lmtp__txn_free_now(struct lmtp_txn **tp)
 {
 	struct lmtp_txn *t = *tp;
@@ -64,7 +80,7 @@ void lmtp__txn_free_now(struct lmtp_txn **tp)
 	*tp = NULL;
 	store_save_abort(&t->save);
 	for (size_t i = 0; i < t->rcpt_count; i++)
-		store_user_close(&t->rcpts[i]->store);
+		release_store(t->rcpts[i]);
 	buf_release(&t->spool);
 	arena_free(&t->arena);
 	free(t);
@@ -90,7 +106,8 @@ void lmtp__txn_free(struct lmtp_txn **tp)
 		return;
 	*tp = NULL;
 	if (holds_files(t)) {
-		/* Closing an index may checkpoint its WAL: not on the loop. */
+		/* Closing an index may checkpoint its WAL, and the cache may
+		 * close one to make room: not on the loop. */
 		uv_work_t *req = xcalloc(1, sizeof(*req));
 
 		req->data = t;
@@ -309,7 +326,7 @@ void lmtp__deliver_finish(struct lmtp_txn *t)
 			r->status = t->too_big ? LMTP_ST_TOO_BIG : t->save_status;
 			r->error = t->save_error;
 		}
-		store_user_close(&r->store);
+		release_store(r);
 	}
 	free(saves);
 	free(dup);

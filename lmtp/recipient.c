@@ -15,8 +15,9 @@
  * at delivery), else INBOX: Dovecot's lmtp_save_to_detail_mailbox.
  *
  * Then, on the same thread-pool job (lookups and the index are disk work):
- * the user's store is opened (created on the first delivery) and kept open
- * for the delivery, and a user whose quota is already full, or would be by
+ * the user's store is taken from the cache of open stores (stores.c) or
+ * opened (created on the first delivery), and kept for the delivery; a
+ * user whose quota is already full, or would be by
  * the SIZE= the client announced, is refused now rather than after DATA.
  * Disabled users still receive mail: disabling refuses logins only.
  */
@@ -39,6 +40,7 @@ struct lmtp_rcpt_job {
 	enum lmtp_rcpt_result result;
 	struct auth_user user;
 	const char *detail;
+	struct store_quota quota;
 	struct store_user *store;
 	struct store_error err;
 };
@@ -132,19 +134,20 @@ void lmtp__rcpt_job_run(void *data)
 		return;
 	job->detail = job->details[i];
 
-	struct store_quota quota = {
-		.max_bytes = job->user.quota_bytes,
-		.max_messages = job->user.quota_messages,
-	};
-	struct store_user_options opt = { .create = true, .quota = &quota };
+	job->quota.max_bytes = job->user.quota_bytes;
+	job->quota.max_messages = job->user.quota_messages;
+	job->store = lmtp__stores_take(job->user.mail_dir, &job->quota);
 
-	if (store_user_open(job->user.mail_dir, &opt, &job->store, &job->err) < 0) {
+	struct store_user_options opt = { .create = true, .quota = &job->quota };
+
+	if (job->store == NULL &&
+	    store_user_open(job->user.mail_dir, &opt, &job->store, &job->err) < 0) {
 		job->result = job->err.code == STORE_ERR_NOSPACE ? LMTP_RCPT_NOSPACE :
 			LMTP_RCPT_STORE_FAIL;
 		return;
 	}
 	if (over_quota(job)) {
-		store_user_close(&job->store);
+		lmtp__stores_put(job->user.mail_dir, &job->quota, &job->store);
 		job->result = LMTP_RCPT_OVER_QUOTA;
 		return;
 	}
@@ -175,6 +178,7 @@ enum lmtp_rcpt_result lmtp__rcpt_job_finish(struct lmtp_rcpt_job *job, struct lm
 		r->mail_dir = arena_strdup(t->arena, job->user.mail_dir);
 		r->mailbox = arena_strdup(t->arena, to_detail ? job->detail : "INBOX");
 		r->store = job->store;
+		r->quota = job->quota;
 		r->status = LMTP_ST_PENDING;
 		job->store = NULL;
 		*rcpt_r = r;

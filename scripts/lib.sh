@@ -14,6 +14,8 @@ TERN_PACKAGES=(
 	meson ninja-build pkg-config gcc clang libclang-rt-14-dev
 	libuv1-dev libsqlite3-dev libssl-dev libpam0g-dev libinih-dev
 	libcrypt-dev zlib1g-dev libcmocka-dev python3-pytest openssl
+	postfix swaks
+	fetchmail getmail6 curl
 )
 
 # The user the daemons drop to (mail_user in tern.conf).
@@ -50,6 +52,10 @@ tern_install_deps() {
 	tern_say "Installing missing packages: ${missing[*]}"
 	[ "$(id -u)" -eq 0 ] || tern_die "these packages are missing and installing them needs root: ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
+	# The Postfix tests run a private instance: keep the package from
+	# writing /etc/postfix/main.cf and starting a system MTA on port 25.
+	echo "postfix postfix/main_mailer_type select No configuration" |
+		debconf-set-selections || tern_die "debconf-set-selections failed"
 	apt-get update || tern_die "apt-get update failed"
 	apt-get install -y "${missing[@]}" ||
 		tern_die "apt-get install failed"

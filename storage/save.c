@@ -145,6 +145,11 @@ void store_save_set_internal_date(struct store_save *s, int64_t when)
 	s->internal_date = when;
 }
 
+/* The temporary file for messages: an anonymous file has no path. */
+static const char *tmp_name(const struct store_save *s)
+{
+	return s->tmp_path[0] != '\0' ? s->tmp_path : "the new message file (unnamed, in tmp/)";
+}
 static int flush_buf(struct store_save *s, struct store_error *err)
 {
 	size_t off = 0;
@@ -159,7 +164,7 @@ static int flush_buf(struct store_save *s, struct store_error *err)
 			if (errno == EINTR)
 				continue;
 			s->failed = true;
-			return store__fail_errno(err, errno, "write %s", s->tmp_path);
+			return store__fail_errno(err, errno, "write %s", tmp_name(s));
 		}
 		off += (size_t)n;
 	}
@@ -231,14 +236,14 @@ static int save_finish_file(struct store_save *s, struct store_error *err)
 
 	/* Maildir keeps the received (internal) date as the mtime. */
 	if (futimens(s->fd, times) < 0)
-		return store__fail_errno(err, errno, "futimens %s", s->tmp_path);
+		return store__fail_errno(err, errno, "futimens %s", tmp_name(s));
 	if (fdatasync(s->fd) < 0)
-		return store__fail_errno(err, errno, "fdatasync %s", s->tmp_path);
+		return store__fail_errno(err, errno, "fdatasync %s", tmp_name(s));
 	/* An anonymous file stays open: the commit links it by its fd. */
 	if (!s->anonymous) {
 		if (close(s->fd) < 0) {
 			s->fd = -1;
-			return store__fail_errno(err, errno, "close %s", s->tmp_path);
+			return store__fail_errno(err, errno, "close %s", tmp_name(s));
 		}
 		s->fd = -1;
 	}

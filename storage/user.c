@@ -6,8 +6,10 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,6 +88,40 @@ static void remove_deleted_leftovers(struct store_user *u)
 	closedir(d);
 }
 
+/*
+ * Several sessions may open a user with no index at once (a burst of first
+ * deliveries, or after an administrator removed it): each would find it
+ * empty and rebuild it, and their rebuilds would collide (inserting the
+ * same mailbox twice). So the rebuild runs under an exclusive flock on the
+ * user directory, across processes, and whoever gets the lock second looks
+ * again and finds the index filled. Opening a filled index takes no lock.
+ */
+static int rebuild_locked(struct store_user *u, bool create, struct store_error *err)
+{
+	int fd = open(u->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int ret;
+
+	if (fd < 0)
+		return store__fail_errno(err, errno, "open %s", u->dir);
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			ret = store__fail_errno(err, errno, "flock %s", u->dir);
+			close(fd);
+			return ret;
+		}
+	}
+	if (!store__index_needs_rebuild(u)) {
+		ret = 0;
+	} else {
+		/* A new user, or a creation a crash cut short: the default
+		 * folders that are missing are made (once: only with a new
+		 * index). */
+		ret = create && create_layout(u, err) < 0 ? -1 : store__rebuild(u, err);
+	}
+	close(fd); /* releases the lock */
+	return ret;
+}
+
 static int index_open_or_rebuild(struct store_user *u, bool create, struct store_error *err)
 {
 	int fresh = store__index_open(u, err);
@@ -100,11 +136,7 @@ static int index_open_or_rebuild(struct store_user *u, bool create, struct store
 		return -1;
 	if (fresh == 0 && !store__index_needs_rebuild(u))
 		return 0;
-	/* A new user, or a creation a crash cut short: the default folders
-	 * that are missing are made (once: only with a new index). */
-	if (create && create_layout(u, err) < 0)
-		return -1;
-	return store__rebuild(u, err);
+	return rebuild_locked(u, create, err);
 }
 
 int store_user_open(const char *user_dir, const struct store_user_options *opt,
@@ -146,6 +178,13 @@ void store_user_close(struct store_user **up)
 
 	if (u == NULL)
 		return;
+	/* The last connection to close checkpoints the WAL; with a size
+	 * limit SQLite then truncates the kept file to zero bytes. Left at
+	 * its size (up to the autocheckpoint's ~4 MB), the next session to
+	 * open the index first would read all of it again to rebuild SQLite's
+	 * WAL index: measured 4.0-4.7 ms per open against 2.9 ms. */
+	if (u->db != NULL)
+		sqlite3_exec(u->db, "PRAGMA journal_size_limit=0", NULL, NULL, NULL);
 	store__index_close(u);
 	free(u->dir);
 	free(u->maildir);
@@ -160,10 +199,12 @@ int store_user_rebuild(const char *user_dir, struct store_error *err)
 
 	if (store_user_open(user_dir, &opt, &u, err) < 0)
 		return -1;
-	/* Start from an empty index so that only the Maildir counts. */
+	/* Start from an empty index so that only the Maildir counts. A
+	 * session that opens the new index first rebuilds it just the same,
+	 * from the same Maildir (see rebuild_locked). */
 	store__index_close(u);
 	set_index_aside(u);
-	int ret = store__index_open(u, err) < 0 ? -1 : store__rebuild(u, err);
+	int ret = store__index_open(u, err) < 0 ? -1 : rebuild_locked(u, false, err);
 
 	store_user_close(&u);
 	return ret;
