@@ -57,25 +57,6 @@ struct sasl {
 	unsigned char in[SASL_DECODED_MAX];
 };
 
-static const char b64_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* The value of a base64 character, or -1 (also for '='). */
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 ssize_t sasl_base64_decode(const char *in, size_t len, unsigned char *out)
 {
 	size_t o = 0;
@@ -84,10 +65,10 @@ ssize_t sasl_base64_decode(const char *in, size_t len, unsigned char *out)
 		return -1;
 	for (size_t i = 0; i < len; i += 4) {
 		bool last = i + 4 == len;
-		int a = b64_value((unsigned char)in[i]);
-		int b = b64_value((unsigned char)in[i + 1]);
-		int c = b64_value((unsigned char)in[i + 2]);
-		int d = b64_value((unsigned char)in[i + 3]);
+		int a = base64_value((unsigned char)in[i], '/');
+		int b = base64_value((unsigned char)in[i + 1], '/');
+		int c = base64_value((unsigned char)in[i + 2], '/');
+		int d = base64_value((unsigned char)in[i + 3], '/');
 
 		if (a < 0 || b < 0)
 			return -1;
@@ -116,20 +97,20 @@ size_t sasl_base64_encode(const void *in, size_t len, char *out)
 	size_t o = 0, i = 0;
 
 	for (; i + 3 <= len; i += 3) {
-		out[o++] = b64_alphabet[p[i] >> 2];
-		out[o++] = b64_alphabet[(p[i] & 0x03) << 4 | p[i + 1] >> 4];
-		out[o++] = b64_alphabet[(p[i + 1] & 0x0f) << 2 | p[i + 2] >> 6];
-		out[o++] = b64_alphabet[p[i + 2] & 0x3f];
+		out[o++] = base64_digit(p[i] >> 2, '/');
+		out[o++] = base64_digit((p[i] & 0x03) << 4 | p[i + 1] >> 4, '/');
+		out[o++] = base64_digit((p[i + 1] & 0x0f) << 2 | p[i + 2] >> 6, '/');
+		out[o++] = base64_digit(p[i + 2] & 0x3f, '/');
 	}
 	if (len - i == 1) {
-		out[o++] = b64_alphabet[p[i] >> 2];
-		out[o++] = b64_alphabet[(p[i] & 0x03) << 4];
+		out[o++] = base64_digit(p[i] >> 2, '/');
+		out[o++] = base64_digit((p[i] & 0x03) << 4, '/');
 		out[o++] = '=';
 		out[o++] = '=';
 	} else if (len - i == 2) {
-		out[o++] = b64_alphabet[p[i] >> 2];
-		out[o++] = b64_alphabet[(p[i] & 0x03) << 4 | p[i + 1] >> 4];
-		out[o++] = b64_alphabet[(p[i + 1] & 0x0f) << 2];
+		out[o++] = base64_digit(p[i] >> 2, '/');
+		out[o++] = base64_digit((p[i] & 0x03) << 4 | p[i + 1] >> 4, '/');
+		out[o++] = base64_digit((p[i + 1] & 0x0f) << 2, '/');
 		out[o++] = '=';
 	}
 	out[o] = '\0';

@@ -92,6 +92,26 @@ void buf_release(struct buf *b);
 /* Release storage if the buffer is empty and its capacity is above keep. */
 void buf_shrink_if_empty(struct buf *b, size_t keep);
 
+/* -------------------------------------------------------- text encodings */
+
+/*
+ * base64 digits (RFC 4648 §4) with c63 as the 64th: '/' for base64, ','
+ * for the modified base64 of IMAP's modified UTF-7. Each codec keeps its
+ * own rules for padding, whitespace and strictness.
+ */
+/* The value (0..63) of digit c, or -1 for anything else, '=' included. */
+int base64_value(unsigned char c, char c63);
+/* The digit for the low 6 bits of v. */
+char base64_digit(unsigned int v, char c63);
+
+/*
+ * Decode one UTF-8 sequence from s (n bytes available, n >= 1): its length
+ * (1..4) with the code point in *cp_r, or -1 if it is not valid UTF-8 (a
+ * stray continuation byte, a truncated sequence, an overlong form, a
+ * surrogate, a code point above U+10FFFF).
+ */
+int utf8_decode(const void *s, size_t n, uint32_t *cp_r);
+
 /* --------------------------------------------------------------- logging */
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };

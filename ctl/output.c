@@ -62,41 +62,6 @@ static struct {
 	bool need_comma[JSON_DEPTH_MAX + 1];
 } json;
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is not one:
- * no overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
-{
-	unsigned char c = s[0];
-	size_t len;
-	unsigned long cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (avail < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 static void json_write_escaped(const char *value)
 {
 	const unsigned char *s = (const unsigned char *)value;
@@ -105,7 +70,8 @@ static void json_write_escaped(const char *value)
 	putchar('"');
 	while (left > 0) {
 		unsigned char c = *s;
-		size_t n;
+		uint32_t cp;
+		int n;
 
 		switch (c) {
 		case '"':
@@ -134,14 +100,14 @@ static void json_write_escaped(const char *value)
 				printf("\\u%04x", c);
 				break;
 			}
-			n = utf8_seq_len(s, left);
-			if (n == 0) {
+			n = utf8_decode(s, left, &cp);
+			if (n < 0) {
 				fputs("\\ufffd", stdout);
 				break;
 			}
-			fwrite(s, 1, n, stdout);
+			fwrite(s, 1, (size_t)n, stdout);
 			s += n;
-			left -= n;
+			left -= (size_t)n;
 			continue;
 		}
 		s++;

@@ -29,21 +29,6 @@ void mime_decoder_init(struct mime_decoder *d, enum mime_cte cte)
 	d->cte = cte;
 }
 
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 static int hex_value(unsigned char c)
 {
 	if (c >= '0' && c <= '9')
@@ -73,7 +58,7 @@ static int b64_feed(struct mime_decoder *d, struct buf *out, const unsigned char
 			}
 			d->npending = 0;
 		} else {
-			int v = b64_value(s[i]);
+			int v = base64_value(s[i], '/');
 
 			if (v < 0) {
 				if (s[i] != '\r' && s[i] != '\n' && s[i] != ' ' && s[i] != '\t')

@@ -390,6 +390,17 @@ int store__mbox_get(struct store_user *u, const char *name, struct store_mbox_ro
 	return store__fail_db(err, u->db, "mailbox lookup");
 }
 
+/* Run and finalize st, an UPDATE of one mailbox row. */
+static int mbox_update_finish(struct store_user *u, sqlite3_stmt *st, struct store_error *err)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store__fail_db(err, u->db, "mailbox update");
+	return 0;
+}
+
 int store__mbox_save_digests(struct store_user *u, const struct store_mbox_row *row,
 			     struct store_error *err)
 {
@@ -412,12 +423,7 @@ int store__mbox_save_digests(struct store_user *u, const struct store_mbox_row *
 			sqlite3_bind_null(st, 1 + d);
 	}
 	sqlite3_bind_int64(st, 3, row->id);
-	int rc = sqlite3_step(st);
-
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return store__fail_db(err, u->db, "mailbox update");
-	return 0;
+	return mbox_update_finish(u, st, err);
 }
 
 int store__mbox_save_ceilings(struct store_user *u, const struct store_mbox_row *row,
@@ -431,12 +437,7 @@ int store__mbox_save_ceilings(struct store_user *u, const struct store_mbox_row 
 	sqlite3_bind_int64(st, 1, row->uid_ceiling);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)row->modseq_ceiling);
 	sqlite3_bind_int64(st, 3, row->id);
-	int rc = sqlite3_step(st);
-
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return store__fail_db(err, u->db, "mailbox update");
-	return 0;
+	return mbox_update_finish(u, st, err);
 }
 
 /* meta 'rebuild' is set while a rebuild runs: a crash in the middle leaves

@@ -28,58 +28,9 @@
 #include <string.h>
 #include <strings.h>
 
-/* ------------------------------------------------------------- UTF-8 */
+/* -------------------------------------------------------- characters */
 
-/*
- * Decode one UTF-8 sequence from s (n bytes available, n >= 1). Returns its
- * length (1..4) with the code point in *cp_r, or -1 for an invalid sequence:
- * a stray continuation byte, a truncated sequence, an overlong form, a
- * surrogate, or a code point above U+10FFFF.
- */
-static int utf8_decode(const unsigned char *s, size_t n, uint32_t *cp_r)
-{
-	unsigned char c = s[0];
-	unsigned char lo = 0x80, hi = 0xbf;
-	uint32_t cp;
-	int len;
-
-	if (c < 0x80) {
-		*cp_r = c;
-		return 1;
-	}
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0f;
-		if (c == 0xe0)
-			lo = 0xa0;      /* overlong */
-		else if (c == 0xed)
-			hi = 0x9f;      /* surrogates */
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07;
-		if (c == 0xf0)
-			lo = 0x90;      /* overlong */
-		else if (c == 0xf4)
-			hi = 0x8f;      /* above U+10FFFF */
-	} else {
-		return -1;
-	}
-	if (n < (size_t)len)
-		return -1;
-	for (int i = 1; i < len; i++) {
-		if (s[i] < lo || s[i] > hi)
-			return -1;
-		lo = 0x80;
-		hi = 0xbf;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	*cp_r = cp;
-	return len;
-}
-
+/* C0, DEL and C1 (U+0080..U+009F). */
 static bool is_control(uint32_t cp)
 {
 	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
@@ -137,23 +88,8 @@ static int out_finish(struct out *o)
 
 /* ---------------------------------------------------- modified UTF-7 */
 
-static const char b64_chars[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
-
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == ',')
-		return 63;
-	return -1;
-}
+/* Modified UTF-7's base64 has ',' where base64 has '/'. */
+#define MUTF7_C63 ','
 
 /* Printable US-ASCII: the characters that represent themselves. */
 static bool mutf7_direct(uint32_t cp)
@@ -183,7 +119,7 @@ static int mutf7_encode_n(const char *s, size_t len, struct out *o)
 		if (mutf7_direct(cp)) {
 			if (in_run) {
 				if (nbits > 0)
-					out_addc(o, b64_chars[(bits << (6 - nbits)) & 0x3f]);
+					out_addc(o, base64_digit(bits << (6 - nbits), MUTF7_C63));
 				out_addc(o, '-');
 				in_run = false;
 				nbits = 0;
@@ -214,14 +150,14 @@ static int mutf7_encode_n(const char *s, size_t len, struct out *o)
 			nbits += 16;
 			while (nbits >= 6) {
 				nbits -= 6;
-				out_addc(o, b64_chars[(bits >> nbits) & 0x3f]);
+				out_addc(o, base64_digit(bits >> nbits, MUTF7_C63));
 			}
 			bits &= (1u << nbits) - 1;
 		}
 	}
 	if (in_run) {
 		if (nbits > 0)
-			out_addc(o, b64_chars[(bits << (6 - nbits)) & 0x3f]);
+			out_addc(o, base64_digit(bits << (6 - nbits), MUTF7_C63));
 		out_addc(o, '-');
 	}
 	return 0;
@@ -271,7 +207,7 @@ static int mutf7_decode_run(const unsigned char **pp, struct out *o)
 	for (;; p++) {
 		if (*p == '-')
 			break;
-		int v = b64_value(*p);
+		int v = base64_value(*p, MUTF7_C63);
 
 		if (v < 0)
 			return -1;      /* bad base64 or no closing '-' */

@@ -10,8 +10,8 @@
 #include <cmocka.h>
 
 #include "common/common.h"
+#include "test-util.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -62,40 +62,15 @@ static char *write_temp(const void *data, size_t len)
 	return path;
 }
 
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *text;
-	long len;
-
-	if (f == NULL)
-		fail_msg("cannot open %s: %s", path, strerror(errno));
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	len = ftell(f);
-	assert_true(len >= 0);
-	rewind(f);
-	text = calloc(1, (size_t)len + 1);
-	assert_non_null(text);
-	assert_int_equal(fread(text, 1, (size_t)len, f), (size_t)len);
-	fclose(f);
-	return text;
-}
-
 static char *print_to_string(const struct cfg *cfg)
 {
 	FILE *f = tmpfile();
 	char *text;
-	long len;
 
 	assert_non_null(f);
 	cfg_print(cfg, f);
-	len = ftell(f);
-	assert_true(len > 0);
-	rewind(f);
-	text = calloc(1, (size_t)len + 1);
-	assert_non_null(text);
-	assert_int_equal(fread(text, 1, (size_t)len, f), (size_t)len);
-	fclose(f);
+	text = test_read_stream(f);
+	assert_true(text[0] != '\0');
 	return text;
 }
 
@@ -869,7 +844,7 @@ static void test_docs_cover_every_key(void **state)
 	assert_int_equal(all->count, 4 + 5 + 3 * 12 + 7 + 2 + 12);
 
 	/* docs/configuration.md has a heading for each key. */
-	char *doc = read_file(SOURCE_ROOT "/docs/configuration.md");
+	char *doc = test_read_file(SOURCE_ROOT "/docs/configuration.md");
 
 	for (size_t i = 0; i < all->count; i++) {
 		char heading[80];
@@ -882,7 +857,7 @@ static void test_docs_cover_every_key(void **state)
 
 	/* etc/tern.conf shows each key in its section as "#key = default".
 	 * Uncommented, it must load to exactly the defaults. */
-	char *sample = read_file(SOURCE_ROOT "/etc/tern.conf");
+	char *sample = test_read_file(SOURCE_ROOT "/etc/tern.conf");
 	char *uncommented = calloc(1, strlen(sample) + 1);
 	char *out = uncommented;
 
@@ -921,7 +896,7 @@ static void test_docs_cover_every_key(void **state)
 /* The examples in docs/configuration.md load. */
 static void test_docs_examples_load(void **state)
 {
-	char *doc = read_file(SOURCE_ROOT "/docs/configuration.md");
+	char *doc = test_read_file(SOURCE_ROOT "/docs/configuration.md");
 	int examples = 0;
 
 	for (char *p = strstr(doc, "```ini\n"); p != NULL; p = strstr(p, "```ini\n")) {

@@ -13,8 +13,8 @@
 #include <cmocka.h>
 
 #include "auth/auth.h"
+#include "test-util.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -42,24 +42,6 @@ struct fixture {
 
 /* ------------------------------------------------------------- helpers */
 
-static char *read_all(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *text;
-	long len;
-
-	if (f == NULL)
-		fail_msg("%s: %s", path, strerror(errno));
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	len = ftell(f);
-	rewind(f);
-	text = calloc(1, (size_t)len + 1);
-	assert_non_null(text);
-	assert_int_equal(fread(text, 1, (size_t)len, f), (size_t)len);
-	fclose(f);
-	return text;
-}
-
 static void write_text(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -82,7 +64,7 @@ static void install_service(struct fixture *f, const char *shipped, const char *
 	char *orig;
 
 	snprintf(src, sizeof(src), "%s/etc/pam.d/%s", SOURCE_ROOT, shipped);
-	orig = read_all(src);
+	orig = test_read_file(src);
 	out = open_memstream(&text, &cap);
 	assert_non_null(out);
 	for (line = strtok_r(orig, "\n", &p); line != NULL; line = strtok_r(NULL, "\n", &p)) {

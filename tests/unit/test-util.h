@@ -1,0 +1,42 @@
+/*
+ * test-util.h — small helpers more than one cmocka unit test needs. Include
+ * it after <cmocka.h>: failures are cmocka assertions, so these are for the
+ * test runner's own process only.
+ */
+#ifndef TERN_TEST_UTIL_H
+#define TERN_TEST_UTIL_H
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Everything in f, from its start, as a NUL-terminated string to free;
+ * closes f. */
+static inline char *test_read_stream(FILE *f)
+{
+	char *text;
+	long len;
+
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	len = ftell(f);
+	assert_true(len >= 0);
+	rewind(f);
+	text = calloc(1, (size_t)len + 1);
+	assert_non_null(text);
+	assert_int_equal(fread(text, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	return text;
+}
+
+/* The whole file at path as a NUL-terminated string to free. */
+static inline char *test_read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		fail_msg("cannot open %s: %s", path, strerror(errno));
+	return test_read_stream(f);
+}
+
+#endif
