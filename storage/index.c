@@ -278,10 +278,32 @@ fail:
 
 void store__index_close(struct store_user *u)
 {
+	for (int i = 0; i < STORE_STMT_N; i++) {
+		sqlite3_finalize(u->stmts[i]);
+		u->stmts[i] = NULL;
+	}
 	if (u->db != NULL) {
 		sqlite3_close_v2(u->db);
 		u->db = NULL;
 	}
+}
+
+sqlite3_stmt *store__stmt(struct store_user *u, enum store_stmt_id id, const char *sql,
+			  struct store_error *err)
+{
+	sqlite3_stmt *st = u->stmts[id];
+
+	if (st == NULL) {
+		if (sqlite3_prepare_v3(u->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+				       NULL) != SQLITE_OK) {
+			store__fail_db(err, u->db, "prepare");
+			return NULL;
+		}
+		u->stmts[id] = st;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
 }
 
 

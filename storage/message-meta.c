@@ -4,7 +4,7 @@
  * and BODYSTRUCTURE strings, the part tree for section lookup, the Date
  * header as a time, and header fields decoded to UTF-8 for search and
  * sort (SUBJECT, FROM, TO, CC, BCC, Message-ID, In-Reply-To, References;
- * used by the search code that comes later).
+ * used by search.c and sort.c).
  *
  * Rows are written at save time (save.c, in the transaction of the
  * message row), copied with the message by COPY and MOVE (copy.c), written
@@ -53,6 +53,36 @@ const char store__meta_schema[] =
 	"CREATE TRIGGER IF NOT EXISTS message_meta_move AFTER UPDATE OF mailbox_id, uid"
 	"  ON message BEGIN"
 	"  DELETE FROM message_meta WHERE mailbox_id = OLD.mailbox_id AND uid = OLD.uid;"
+	"END;"
+	/* The full-text index (fts.c): one document per GUID, shared by the
+	 * copies of a message, dropped with its last copy. fts_pending lists
+	 * the messages that have none yet (searched from their files). */
+	"CREATE VIRTUAL TABLE IF NOT EXISTS message_fts USING fts5("
+	"  guid UNINDEXED, hdr, body, tokenize='trigram', detail='column');"
+	"CREATE TABLE IF NOT EXISTS fts_doc ("
+	"  guid TEXT PRIMARY KEY, docid INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS fts_pending ("
+	"  mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS message_guid_only ON message (guid);"
+	/* An index from before these tables: every message is pending. */
+	"INSERT INTO fts_pending SELECT mailbox_id, uid FROM message"
+	"  WHERE NOT EXISTS (SELECT 1 FROM meta WHERE key = 'fts');"
+	"INSERT INTO meta SELECT 'fts', 1 WHERE NOT EXISTS (SELECT 1 FROM meta WHERE key = 'fts');"
+	"CREATE TRIGGER IF NOT EXISTS fts_add AFTER INSERT ON message"
+	"  WHEN NOT EXISTS (SELECT 1 FROM fts_doc WHERE guid = NEW.guid) BEGIN"
+	"  INSERT OR IGNORE INTO fts_pending VALUES (NEW.mailbox_id, NEW.uid);"
+	"END;"
+	"CREATE TRIGGER IF NOT EXISTS fts_del AFTER DELETE ON message BEGIN"
+	"  DELETE FROM fts_pending WHERE mailbox_id = OLD.mailbox_id AND uid = OLD.uid;"
+	"  DELETE FROM message_fts WHERE rowid = (SELECT docid FROM fts_doc WHERE guid = OLD.guid)"
+	"    AND NOT EXISTS (SELECT 1 FROM message WHERE guid = OLD.guid);"
+	"  DELETE FROM fts_doc WHERE guid = OLD.guid"
+	"    AND NOT EXISTS (SELECT 1 FROM message WHERE guid = OLD.guid);"
+	"END;"
+	"CREATE TRIGGER IF NOT EXISTS fts_move AFTER UPDATE OF mailbox_id, uid ON message BEGIN"
+	"  UPDATE fts_pending SET mailbox_id = NEW.mailbox_id, uid = NEW.uid"
+	"    WHERE mailbox_id = OLD.mailbox_id AND uid = OLD.uid;"
 	"END;";
 
 enum { F_SUBJECT, F_FROM, F_TO, F_CC, F_BCC, F_MSGID, F_INREPLYTO, F_REFS, F_N };
@@ -377,14 +407,15 @@ static int meta_row(struct store_mailbox *mb, uint32_t uid, struct arena *a,
 		    struct store_msg_structure *r, const void **parts_r, size_t *parts_len_r,
 		    struct store_error *err)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = store__stmt(mb->user, STORE_STMT_META_ROW,
+				       "SELECT m.envelope, m.body, m.bodystructure, m.parts"
+				       " FROM message_meta m JOIN message g"
+				       " ON g.mailbox_id = m.mailbox_id AND g.uid = m.uid"
+				       " AND g.guid = m.guid WHERE m.mailbox_id = ? AND m.uid = ?",
+				       err);
 
-	if (sqlite3_prepare_v2(mb->user->db, "SELECT m.envelope, m.body, m.bodystructure, m.parts"
-			       " FROM message_meta m JOIN message g"
-			       " ON g.mailbox_id = m.mailbox_id AND g.uid = m.uid"
-			       " AND g.guid = m.guid WHERE m.mailbox_id = ? AND m.uid = ?",
-			       -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, mb->user->db, "message_meta lookup");
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_int64(st, 1, mb->id);
 	sqlite3_bind_int64(st, 2, uid);
 	int rc = sqlite3_step(st);
@@ -396,7 +427,7 @@ static int meta_row(struct store_mailbox *mb, uint32_t uid, struct arena *a,
 		if (parts_r != NULL)
 			*parts_r = col_dup(a, st, 3, parts_len_r);
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (rc == SQLITE_ROW)
 		return 1;
 	if (rc == SQLITE_DONE)

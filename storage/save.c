@@ -26,10 +26,13 @@
  * The bytes are parsed as they are written (mime.c, streaming and
  * bounded): ENVELOPE, BODYSTRUCTURE and the rest of message-meta.c go
  * into the index in the transaction of the message row, so FETCH never
- * has to read the file for them. Shared saves share the results.
+ * has to read the file for them; so does the message's text for SEARCH
+ * (fts.c), read back from the file once it is written. Shared saves share
+ * the results.
  */
 #include "storage-private.h"
 #include "mime-private.h"
+#include "fts-private.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -62,6 +65,7 @@ struct store_save {
 	bool finished;          /* flushed to disk: no more writes */
 	struct mime_parser *parser;     /* fed what is written, until finished */
 	struct store__meta *meta;       /* its results, once finished */
+	struct store__fts_doc *fts;     /* its text for the search index */
 };
 
 /* A save into mailbox of u, without its file yet. NULL (with *err) when
@@ -213,6 +217,30 @@ int store_save_write(struct store_save *s, const void *data, size_t len,
 	return 0;
 }
 
+/* The text for the search index (fts.c), read back from the file written
+ * (in the page cache still). NULL when that fails: the message is then
+ * searched from its file. */
+static struct store__fts_doc *save_text(struct store_save *s, const struct mime_part *root)
+{
+	char path[64];
+	struct store_error err = { 0 };
+
+	/* The file may have no name yet (O_TMPFILE), and fd is write-only. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", s->fd);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		log_warn("%s: not in the text index: %s", tmp_name(s), strerror(errno));
+		return NULL;
+	}
+	struct store__fts_doc *doc = store__fts_doc_build(fd, root, &err);
+
+	if (doc == NULL)
+		log_warn("%s: not in the text index: %s", tmp_name(s), err.msg);
+	close(fd);
+	return doc;
+}
+
 /* Everything on disk before the commit: data, size and time. Done once. */
 static int save_finish_file(struct store_save *s, struct store_error *err)
 {
@@ -226,7 +254,10 @@ static int save_finish_file(struct store_save *s, struct store_error *err)
 	if (flush_buf(s, err) < 0)
 		return -1;
 	if (s->parser != NULL) {
-		s->meta = store__meta_from_parts(mime_parser_finish(s->parser));
+		const struct mime_part *root = mime_parser_finish(s->parser);
+
+		s->meta = store__meta_from_parts(root);
+		s->fts = save_text(s, root);
 		mime_parser_free(&s->parser);
 	}
 	struct timespec times[2] = {
@@ -356,6 +387,8 @@ int store_save_share(struct store_save *src, struct store_user *u, const char *m
 	s->internal_date = src->internal_date;
 	if (src->meta != NULL)
 		s->meta = store__meta_ref(src->meta);
+	if (src->fts != NULL)
+		s->fts = store__fts_doc_ref(src->fts);
 	int ret = save_share_file(src, s, err);
 
 	if (ret == 0)
@@ -506,6 +539,8 @@ static int commit_one(struct store_user *u, struct commit_req *r)
 		goto fail;
 	}
 	if (s->meta != NULL && store__meta_insert(u, row.id, uid, s->base, s->meta, &r->err) < 0)
+		goto fail;
+	if (s->fts != NULL && store__fts_insert(u, s->base, s->fts, &r->err) < 0)
 		goto fail;
 	if (sqlite3_prepare_v2(u->db, "UPDATE mailbox SET uidnext = ?, highestmodseq = ?,"
 			       " uid_ceiling = ?, modseq_ceiling = ? WHERE id = ?",
@@ -666,6 +701,7 @@ void store_save_abort(struct store_save **sp)
 		unlink(s->tmp_path);
 	mime_parser_free(&s->parser);
 	store__meta_unref(&s->meta);
+	store__fts_doc_unref(&s->fts);
 	free(s->buf);
 	free(s->mailbox);
 	free(s->folder);

@@ -32,10 +32,19 @@
 /* Files left in tmp/ longer than this are removed (Maildir's rule). */
 #define STORE_TMP_MAX_AGE_S (36 * 3600)
 
+/* Statements prepared once per index connection (store__stmt): those run
+ * once per message on hot paths (FETCH, RETR, STORE). */
+enum store_stmt_id {
+	STORE_STMT_MSG_ROW,     /* view.c: a message's row by UID */
+	STORE_STMT_META_ROW,    /* message-meta.c: ENVELOPE ... by UID */
+	STORE_STMT_N
+};
+
 struct store_user {
 	char *dir;              /* user directory */
 	char *maildir;          /* <dir>/Maildir */
 	sqlite3 *db;
+	sqlite3_stmt *stmts[STORE_STMT_N];
 	uint64_t digest_key[2]; /* the index's SipHash key (sync.c) */
 	bool digests;           /* the index keeps listing digests */
 	bool meta;              /* the index has the message_meta table */
@@ -112,6 +121,11 @@ int store__fail_db(struct store_error *err, sqlite3 *db, const char *what);
 /* index.c */
 int store__index_open(struct store_user *u, struct store_error *err);
 void store__index_close(struct store_user *u);
+/* The cached statement id of the index connection, prepared from sql the
+ * first time, reset and with its bindings cleared: bind, step, then
+ * sqlite3_reset when done. NULL with *err on failure. */
+sqlite3_stmt *store__stmt(struct store_user *u, enum store_stmt_id id, const char *sql,
+			  struct store_error *err);
 /* BEGIN IMMEDIATE (waits for other writers up to the busy timeout).
  * durable: the commit is synced to disk (synchronous=FULL) — for
  * transactions that hand out UIDs or record expunges; otherwise NORMAL. */

@@ -396,6 +396,154 @@ int store_section_locate(struct store_mailbox *mb, uint32_t uid, const uint32_t 
 int store_header_filter(const void *header, size_t len, const char *const *fields,
 			size_t nfields, bool not, struct buf *out);
 
+/* ------------------------------------------------------------- search */
+
+/*
+ * SEARCH (RFC 9051 §6.4.4, RFC 3501, RFC 5032 OLDER/YOUNGER, RFC 8514
+ * SAVED*, RFC 7162 MODSEQ) as a tree of criteria: the IMAP syntax is
+ * parsed by imapd, which builds the tree (in its command arena).
+ *
+ * String keys match as the RFC says: a case-insensitive substring, not a
+ * word. Folded: ASCII, and the simple one-to-one case mappings of Latin-1,
+ * Latin Extended-A, Greek and Cyrillic; other scripts match case-sensitively.
+ * SUBJECT, FROM, TO, CC, BCC match the header decoded to UTF-8 (RFC 2047,
+ * charsets). HEADER matches any field of the message's top-level header,
+ * unfolded and decoded; an empty value matches every message that has the
+ * field. BODY matches the decoded text/ parts (base64 and quoted-printable
+ * undone, charsets converted; text/html as its source, text attachments
+ * included, other attachments and the headers of attached messages not);
+ * TEXT matches the header or the body. Per message, the first 8 MiB of
+ * decoded text and 2 MiB of header are searched.
+ *
+ * Dates (BEFORE, ON, SINCE on the internal date, SENT* on the Date header,
+ * SAVED* on the save date) are days since 1970-01-01 compared with the
+ * message's day in UTC; a message without a usable Date header has the
+ * internal date as its sent date.
+ */
+enum store_search_kind {
+	STORE_SEARCH_ALL,
+	STORE_SEARCH_AND,               /* children: all match (empty: all) */
+	STORE_SEARCH_OR,                /* children: any matches */
+	STORE_SEARCH_NOT,               /* children: the one child does not match */
+	STORE_SEARCH_FLAGS,             /* all of flags set (enum store_flag) */
+	STORE_SEARCH_UNFLAGS,           /* none of flags set */
+	STORE_SEARCH_KEYWORD,           /* str: keyword set */
+	STORE_SEARCH_UNKEYWORD,         /* str: keyword not set */
+	STORE_SEARCH_BEFORE,            /* day: internal date */
+	STORE_SEARCH_ON,
+	STORE_SEARCH_SINCE,
+	STORE_SEARCH_SENTBEFORE,        /* day: Date header */
+	STORE_SEARCH_SENTON,
+	STORE_SEARCH_SENTSINCE,
+	STORE_SEARCH_SAVEDBEFORE,       /* day: save date (RFC 8514) */
+	STORE_SEARCH_SAVEDON,
+	STORE_SEARCH_SAVEDSINCE,
+	STORE_SEARCH_OLDER,             /* number: internal date more than n s ago */
+	STORE_SEARCH_YOUNGER,           /* number: internal date at most n s ago */
+	STORE_SEARCH_LARGER,            /* number: RFC822.SIZE > n */
+	STORE_SEARCH_SMALLER,           /* number: RFC822.SIZE < n */
+	STORE_SEARCH_MODSEQ,            /* number: modseq >= n */
+	STORE_SEARCH_SUBJECT,           /* str */
+	STORE_SEARCH_FROM,
+	STORE_SEARCH_TO,
+	STORE_SEARCH_CC,
+	STORE_SEARCH_BCC,
+	STORE_SEARCH_HEADER,            /* header: field name, str: value */
+	STORE_SEARCH_BODY,              /* str */
+	STORE_SEARCH_TEXT,              /* str */
+	STORE_SEARCH_UID,               /* set: UIDs */
+	STORE_SEARCH_SEQ,               /* set: sequence numbers */
+};
+
+/* "*" in a sequence set: the largest UID or sequence number in use. */
+#define STORE_SEQ_STAR UINT32_MAX
+
+/* A sequence set: ranges lo:hi (either order, STORE_SEQ_STAR allowed). */
+struct store_seq_range {
+	uint32_t lo, hi;
+};
+
+struct store_search {
+	enum store_search_kind kind;
+	struct store_search *children;  /* AND, OR, NOT: a list through next */
+	struct store_search *next;
+	uint32_t flags;
+	int64_t day;
+	uint64_t number;
+	const char *header;
+	const char *str;                /* UTF-8 */
+	const struct store_seq_range *set;
+	size_t set_count;
+};
+
+/*
+ * The UIDs of the opened mailbox's messages (as store_mailbox_count and
+ * store_mailbox_msg show them) that match c, ascending, allocated in a.
+ * Reads the index: header fields from message_meta, BODY and TEXT through
+ * the full-text index, each message's text checked against the criteria
+ * (so the result is exact), a row at a time: memory stays bounded however
+ * large the mailbox. Blocks on disk.
+ */
+int store_mailbox_search(struct store_mailbox *mb, const struct store_search *c,
+			 struct arena *a, uint32_t **uids_r, size_t *count_r,
+			 struct store_error *err);
+
+/* The substring test of string keys: does needle occur in hay (len
+ * bytes of UTF-8), folded as described above? */
+bool store_search_match(const char *hay, size_t len, const char *needle);
+
+/* --------------------------------------------------------------- sort */
+
+/* SORT keys (RFC 5256, RFC 5957 DISPLAYFROM/DISPLAYTO). */
+enum store_sort_key {
+	STORE_SORT_ARRIVAL,
+	STORE_SORT_CC,
+	STORE_SORT_DATE,
+	STORE_SORT_FROM,
+	STORE_SORT_SIZE,
+	STORE_SORT_SUBJECT,
+	STORE_SORT_TO,
+	STORE_SORT_DISPLAYFROM,
+	STORE_SORT_DISPLAYTO,
+};
+
+struct store_sort_spec {
+	enum store_sort_key key;
+	bool reverse;
+};
+
+/* What SORT and THREAD need of one message. Strings are UTF-8, "" when
+ * the field is absent. */
+struct store_sort_data {
+	uint32_t uid;
+	uint32_t seq;
+	int64_t arrival;                /* internal date */
+	int64_t date;                   /* Date header, else the internal date */
+	uint64_t size;                  /* RFC822.SIZE */
+	const char *base_subject;       /* RFC 5256 §2.1 */
+	const char *from, *to, *cc;     /* addr-mailbox of the first address */
+	const char *display_from;       /* RFC 5957: display name, else addr-spec */
+	const char *display_to;
+	/* Threading (RFC 5256 REFERENCES): as in the header, decoded. */
+	const char *message_id, *in_reply_to, *references;
+};
+
+/* RFC 5256 §2.1: the base subject of a decoded subject, in a. */
+char *store_base_subject(struct arena *a, const char *subject);
+
+/* Sort and threading data of count UIDs (absent UIDs are left out), in a;
+ * reads message_meta a row at a time. */
+int store_mailbox_sort_data(struct store_mailbox *mb, const uint32_t *uids, size_t count,
+			    struct arena *a, struct store_sort_data **data_r, size_t *count_r,
+			    struct store_error *err);
+
+/* Sort uids in place (absent ones dropped; *count_r the rest) by the keys
+ * in order; ties go by sequence number (RFC 5256). String keys compare
+ * with i;ascii-casemap. */
+int store_mailbox_sort(struct store_mailbox *mb, uint32_t *uids, size_t count,
+		       const struct store_sort_spec *keys, size_t nkeys, size_t *count_r,
+		       struct store_error *err);
+
 /* -------------------------------------------------------------- saving */
 
 struct store_save;

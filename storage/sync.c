@@ -49,6 +49,7 @@
  * right after a flag change stays above the one with trusted times.
  */
 #include "storage-private.h"
+#include "fts-private.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -646,6 +647,9 @@ static int add_file(struct sync_ctx *sc, struct disk_entry *de, bool new_guid,
 		if (ret < 0)
 			return -1;
 	}
+	/* Its text for SEARCH (fts.c). */
+	if (store__fts_adopt(sc->u, newpath, fn.base, err) < 0)
+		return -1;
 	digest_add(sc->u, &sc->digest[de->relname[0] == 'n' ? STORE_DIGEST_NEW : STORE_DIGEST_CUR],
 		   relname, strlen(relname), true);
 	return 0;

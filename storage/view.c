@@ -412,13 +412,14 @@ const char *store_mailbox_keyword(const struct store_mailbox *mb, unsigned n)
 int store__msg_row(struct store_mailbox *mb, uint32_t uid, struct store_msg_row *row_r,
 		   struct store_error *err)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = store__stmt(mb->user, STORE_STMT_MSG_ROW,
+				       "SELECT filename, flags, keywords, modseq,"
+				       " internal_date, size, vsize FROM message"
+				       " WHERE mailbox_id = ? AND uid = ?", err);
 	int rc;
 
-	if (sqlite3_prepare_v2(mb->user->db, "SELECT filename, flags, keywords, modseq,"
-			       " internal_date, size, vsize FROM message"
-			       " WHERE mailbox_id = ? AND uid = ?", -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, mb->user->db, "message lookup");
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_int64(st, 1, mb->id);
 	sqlite3_bind_int64(st, 2, uid);
 	rc = sqlite3_step(st);
@@ -432,7 +433,7 @@ int store__msg_row(struct store_mailbox *mb, uint32_t uid, struct store_msg_row 
 		row_r->size = (uint64_t)sqlite3_column_int64(st, 5);
 		row_r->vsize = (uint64_t)sqlite3_column_int64(st, 6);
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (rc == SQLITE_ROW)
 		return 1;
 	if (rc == SQLITE_DONE)

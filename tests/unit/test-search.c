@@ -1,0 +1,698 @@
+/*
+ * test-search.c — SEARCH, SORT and threading data of storage/: every
+ * search key alone and combined (OR, NOT, nested AND), the RFC's substring
+ * semantics (part of a word, of an address, a word split by a
+ * quoted-printable soft line break, base64 and ISO-8859-1 parts, RFC 2047
+ * subjects, case folding beyond ASCII), the full-text index kept in step
+ * with save, expunge, copy, move and rebuild (and messages without text
+ * in it searched from their files), RFC 5256 base subjects, the SORT keys
+ * and the threading fields.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "storage/storage.h"
+
+#define DAY 86400
+/* 2025-02-03, the internal date of the first message. */
+#define D0 20122
+
+static const char msg1[] =
+	"From: Alice Example <alice@example.org>\n"
+	"To: bob@example.com\n"
+	"Cc: carol@example.net\n"
+	"Subject: Re: Fwd: [tag] Quarterly report (fwd)\n"
+	"Date: Mon, 3 Feb 2025 10:00:00 +0000\n"
+	"Message-ID: <m1@example.org>\n"
+	"\n"
+	"Hello Bob, the quarterly numbers are attached.\n";
+
+static const char msg2[] =
+	"From: =?UTF-8?B?w5ZtZXIgWsO8cmljaA==?= <oemer@example.ch>\n"
+	"To: Alice Example <alice@example.org>\n"
+	"Subject: =?ISO-8859-1?Q?Gr=FC=DFe_aus_K=F6ln?=\n"
+	"Date: Tue, 4 Feb 2025 23:30:00 -0500\n"
+	"Message-ID: <m2@example.ch>\n"
+	"In-Reply-To: <m1@example.org>\n"
+	"References: <m0@example.org> <m1@example.org>\n"
+	"MIME-Version: 1.0\n"
+	"Content-Type: text/plain; charset=utf-8\n"
+	"Content-Transfer-Encoding: quoted-printable\n"
+	"\n"
+	"This is a supercalifragi=\n"
+	"listic test with caf=C3=A9 and =C3=9CBER, \"quoted\".\n";
+
+/* base64 text "Play the xylophone tonight." and an attachment whose
+ * bytes hold "zebrafish" (not text: not searched), and a Latin-1 part. */
+static const char msg3[] =
+	"From: carol@example.net\n"
+	"To: Bob <bob@example.com>, dave@example.com\n"
+	"Subject: Music\n"
+	"Date: Wed, 5 Feb 2025 08:00:00 +0000\n"
+	"MIME-Version: 1.0\n"
+	"Content-Type: multipart/mixed; boundary=\"b1\"\n"
+	"\n"
+	"--b1\n"
+	"Content-Type: text/plain; charset=us-ascii\n"
+	"Content-Transfer-Encoding: base64\n"
+	"\n"
+	"UGxheSB0aGUgeHlsb3Bob25lIHRvbmlnaHQu\n"
+	"--b1\n"
+	"Content-Type: application/octet-stream\n"
+	"Content-Transfer-Encoding: base64\n"
+	"\n"
+	"emVicmFmaXNo\n"
+	"--b1\n"
+	"Content-Type: text/plain; charset=iso-8859-1\n"
+	"Content-Transfer-Encoding: 8bit\n"
+	"\n"
+	"Hauptstra\xdf" "e 5\n"
+	"--b1--\n";
+
+static const char msg4[] =
+	"From: bob@example.com\n"
+	"Subject: Hello\n"
+	"X-Custom: Sprocket-42\n"
+	"\n"
+	"ab cd\n";
+
+struct fixture {
+	char dir[256];
+	struct store_user *u;
+	struct arena *a;
+	uint32_t uid[5];
+};
+
+static uint32_t save(struct store_user *u, const char *mailbox, const char *body, uint32_t flags,
+		     int64_t when)
+{
+	struct store_save *s;
+	struct store_error err = { 0 };
+	uint32_t uidvalidity, uid;
+
+	if (store_save_begin(u, mailbox, &s, &err) < 0)
+		fail_msg("save_begin: %s", err.msg);
+	store_save_set_flags(s, flags);
+	store_save_set_internal_date(s, when);
+	assert_int_equal(store_save_write(s, body, strlen(body), &err), 0);
+	if (store_save_commit(&s, &uidvalidity, &uid, &err) < 0)
+		fail_msg("commit: %s", err.msg);
+	return uid;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct store_user_options opt = { .create = true };
+	struct store_error err = { 0 };
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/tern-test-search-XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	strcat(f->dir, "/user");
+	if (store_user_open(f->dir, &opt, &f->u, &err) < 0) {
+		fprintf(stderr, "open: %s\n", err.msg);
+		return -1;
+	}
+	f->a = arena_new(0);
+	f->uid[1] = save(f->u, "INBOX", msg1, STORE_FLAG_SEEN, (int64_t)D0 * DAY + 3600);
+	f->uid[2] = save(f->u, "INBOX", msg2, STORE_FLAG_FLAGGED, (int64_t)(D0 + 1) * DAY);
+	f->uid[3] = save(f->u, "INBOX", msg3, 0, (int64_t)(D0 + 2) * DAY + 7200);
+	f->uid[4] = save(f->u, "INBOX", msg4, STORE_FLAG_SEEN | STORE_FLAG_ANSWERED, time(NULL));
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[600];
+
+	store_user_close(&f->u);
+	arena_free(&f->a);
+	*strrchr(f->dir, '/') = '\0';
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static struct store_mailbox *open_mb(struct store_user *u, const char *name)
+{
+	struct store_mailbox *mb;
+	struct store_error err = { 0 };
+
+	if (store_mailbox_open(u, name, &mb, &err) < 0)
+		fail_msg("open %s: %s", name, err.msg);
+	return mb;
+}
+
+/* ------------------------------------------------- building criteria */
+
+static struct store_search *key(struct arena *a, enum store_search_kind kind)
+{
+	struct store_search *s = arena_alloc(a, sizeof(*s));
+
+	s->kind = kind;
+	return s;
+}
+
+static struct store_search *str(struct arena *a, enum store_search_kind kind, const char *v)
+{
+	struct store_search *s = key(a, kind);
+
+	s->str = v;
+	return s;
+}
+
+static struct store_search *num(struct arena *a, enum store_search_kind kind, uint64_t n)
+{
+	struct store_search *s = key(a, kind);
+
+	s->number = n;
+	s->day = (int64_t)n;
+	return s;
+}
+
+static struct store_search *flags(struct arena *a, enum store_search_kind kind, uint32_t fl)
+{
+	struct store_search *s = key(a, kind);
+
+	s->flags = fl;
+	return s;
+}
+
+static struct store_search *header(struct arena *a, const char *name, const char *v)
+{
+	struct store_search *s = str(a, STORE_SEARCH_HEADER, v);
+
+	s->header = name;
+	return s;
+}
+
+static struct store_search *set(struct arena *a, enum store_search_kind kind, uint32_t lo,
+				uint32_t hi, uint32_t lo2, uint32_t hi2)
+{
+	struct store_search *s = key(a, kind);
+	struct store_seq_range *r = arena_alloc(a, 2 * sizeof(*r));
+
+	r[0].lo = lo;
+	r[0].hi = hi;
+	r[1].lo = lo2;
+	r[1].hi = hi2;
+	s->set = r;
+	s->set_count = lo2 == 0 ? 1 : 2;
+	return s;
+}
+
+/* AND, OR or NOT of up to three keys (NULL ends the list). */
+static struct store_search *node(struct arena *a, enum store_search_kind kind,
+				 struct store_search *k1, struct store_search *k2,
+				 struct store_search *k3)
+{
+	struct store_search *s = key(a, kind);
+
+	s->children = k1;
+	k1->next = k2;
+	if (k2 != NULL)
+		k2->next = k3;
+	return s;
+}
+
+/* The UIDs found, as "1 2 3". */
+static const char *run(struct fixture *f, struct store_mailbox *mb, const struct store_search *c)
+{
+	struct store_error err = { 0 };
+	uint32_t *uids;
+	size_t n;
+	struct buf b;
+
+	if (store_mailbox_search(mb, c, f->a, &uids, &n, &err) < 0)
+		fail_msg("search: %s", err.msg);
+	buf_init(&b, 4096);
+	for (size_t i = 0; i < n; i++)
+		buf_printf(&b, i == 0 ? "%u" : " %u", uids[i]);
+	const char *r = arena_strdup(f->a, b.data != NULL ? (const char *)b.data : "");
+
+	buf_release(&b);
+	return r;
+}
+
+/* --------------------------------------------------------------- tests */
+
+static void test_match_folding(void **state)
+{
+	(void)state;
+	assert_true(store_search_match("Hello World", 11, "o w"));
+	assert_true(store_search_match("Hello World", 11, "WORLD"));
+	assert_true(store_search_match("Hello", 5, ""));
+	assert_false(store_search_match("Hello", 5, "hello!"));
+	assert_true(store_search_match("Grüße aus Köln", strlen("Grüße aus Köln"), "KÖLN"));
+	assert_true(store_search_match("ŁÓDŹ", strlen("ŁÓDŹ"), "łódź"));
+	assert_true(store_search_match("Αθήνα", strlen("Αθήνα"), "αθ"));
+	assert_true(store_search_match("МОСКВА", strlen("МОСКВА"), "москва"));
+	assert_true(store_search_match("ЁЖ", strlen("ЁЖ"), "ёж"));
+	/* A NUL inside the text does not end it. */
+	assert_true(store_search_match("a\0bcd", 5, "cd"));
+}
+
+static void test_flags_dates_sizes_sets(void **state)
+{
+	struct fixture *f = *state;
+	struct arena *a = f->a;
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+	struct store_error err = { 0 };
+	const char *kw[] = { "$Work" };
+
+	assert_int_equal(store_mailbox_set_flags(mb, &f->uid[3], 1, STORE_FLAGS_ADD, 0, kw, 1, 0,
+						 NULL, &err), 0);
+	assert_string_equal(run(f, mb, key(a, STORE_SEARCH_ALL)), "1 2 3 4");
+	assert_string_equal(run(f, mb, flags(a, STORE_SEARCH_FLAGS, STORE_FLAG_SEEN)), "1 4");
+	assert_string_equal(run(f, mb, flags(a, STORE_SEARCH_UNFLAGS, STORE_FLAG_SEEN)), "2 3");
+	assert_string_equal(run(f, mb, flags(a, STORE_SEARCH_FLAGS, STORE_FLAG_FLAGGED)), "2");
+	assert_string_equal(run(f, mb, flags(a, STORE_SEARCH_FLAGS, STORE_FLAG_ANSWERED)), "4");
+	assert_string_equal(run(f, mb, flags(a, STORE_SEARCH_UNFLAGS, STORE_FLAG_DELETED)),
+			    "1 2 3 4");
+	assert_string_equal(run(f, mb, flags(a, STORE_SEARCH_FLAGS, STORE_FLAG_DRAFT)), "");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_KEYWORD, "$work")), "3");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_UNKEYWORD, "$Work")), "1 2 4");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_KEYWORD, "$Absent")), "");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_UNKEYWORD, "$Absent")), "1 2 3 4");
+
+	/* Internal dates: D0, D0+1, D0+2, today. */
+	assert_string_equal(run(f, mb, num(a, STORE_SEARCH_BEFORE, D0 + 1)), "1");
+	assert_string_equal(run(f, mb, num(a, STORE_SEARCH_ON, D0 + 1)), "2");
+	assert_string_equal(run(f, mb, num(a, STORE_SEARCH_SINCE, D0 + 1)), "2 3 4");
+	/* Sent dates in UTC: msg2 is Feb 5 04:30 UTC; msg4 has no Date
+	 * (its internal date counts). */
+	assert_string_equal(run(f, mb, num(a, STORE_SEARCH_SENTON, D0 + 2)), "2 3");
+	assert_string_equal(run(f, mb, num(a, STORE_SEARCH_SENTBEFORE, D0 + 1)), "1");
+	assert_string_equal(run(f, mb, num(a, STORE_SEARCH_SENTSINCE, D0 + 3)), "4");
+	/* Save dates: all today. */
+	int64_t today = time(NULL) / DAY;
+
+	assert_string_equal(run(f, mb, num(a, STORE_SEARCH_SAVEDON, (uint64_t)today)), "1 2 3 4");
+	assert_string_equal(run(f, mb, num(a, STORE_SEARCH_SAVEDBEFORE, (uint64_t)today)), "");
+	assert_string_equal(run(f, mb, num(a, STORE_SEARCH_SAVEDSINCE, (uint64_t)today + 1)), "");
+	assert_string_equal(run(f, mb, num(a, STORE_SEARCH_YOUNGER, 3600)), "4");
+	assert_string_equal(run(f, mb, num(a, STORE_SEARCH_OLDER, 3600)), "1 2 3");
+
+	/* Sizes (RFC822.SIZE, CRLF). */
+	uint64_t s4 = store_mailbox_msg(mb, 4)->vsize;
+
+	assert_int_equal(s4, strlen(msg4) + 5);
+	assert_string_equal(run(f, mb, num(a, STORE_SEARCH_SMALLER, s4)), "");
+	assert_string_equal(run(f, mb, num(a, STORE_SEARCH_SMALLER, s4 + 1)), "4");
+	assert_string_equal(run(f, mb, num(a, STORE_SEARCH_LARGER, s4)), "1 2 3");
+	assert_string_equal(run(f, mb, num(a, STORE_SEARCH_LARGER, 1 << 20)), "");
+
+	/* Sets: UIDs and sequence numbers, "*", reversed ranges. */
+	assert_string_equal(run(f, mb, set(a, STORE_SEARCH_UID, 2, 3, 0, 0)), "2 3");
+	assert_string_equal(run(f, mb, set(a, STORE_SEARCH_UID, STORE_SEQ_STAR, 3, 1, 1)),
+			    "1 3 4");
+	assert_string_equal(run(f, mb, set(a, STORE_SEARCH_UID, 100, STORE_SEQ_STAR, 0, 0)), "4");
+	assert_string_equal(run(f, mb, set(a, STORE_SEARCH_UID, 5, 99, 0, 0)), "");
+	assert_string_equal(run(f, mb, set(a, STORE_SEARCH_SEQ, 2, 2, 4, 9)), "2 4");
+	assert_string_equal(run(f, mb, set(a, STORE_SEARCH_SEQ, STORE_SEQ_STAR, 3, 0, 0)), "3 4");
+
+	/* MODSEQ: the keyword change gave msg3 the highest. */
+	uint64_t ms3 = store_mailbox_msg(mb, 3)->modseq;
+
+	assert_string_equal(run(f, mb, num(a, STORE_SEARCH_MODSEQ, ms3)), "3");
+	assert_string_equal(run(f, mb, num(a, STORE_SEARCH_MODSEQ, 0)), "1 2 3 4");
+	store_mailbox_close(&mb);
+}
+
+static void test_header_keys(void **state)
+{
+	struct fixture *f = *state;
+	struct arena *a = f->a;
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	/* Part of a word, of an address, across a space, any case. */
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_SUBJECT, "ARTERLY REP")), "1");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_FROM, "ice@exa")), "1");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_FROM, "example.")), "1 2 3 4");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_FROM, "Alice Ex")), "1");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_TO, "alice")), "2");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_TO, "dave@")), "3");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_CC, "carol")), "1");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BCC, "a")), "");
+	/* RFC 2047, ISO-8859-1 and UTF-8, decoded and folded. */
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_SUBJECT, "KÖLN")), "2");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_SUBJECT, "grüße")), "2");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_FROM, "zürich")), "2");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_SUBJECT, "?=")), "");
+	/* The empty string matches every message with the field. */
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_SUBJECT, "")), "1 2 3 4");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_CC, "")), "1");
+
+	/* HEADER: any field, decoded; "" is the field's presence. */
+	assert_string_equal(run(f, mb, header(a, "x-custom", "OCKET-4")), "4");
+	assert_string_equal(run(f, mb, header(a, "X-Custom", "")), "4");
+	assert_string_equal(run(f, mb, header(a, "Message-ID", "m2@")), "2");
+	assert_string_equal(run(f, mb, header(a, "References", "<m0@")), "2");
+	assert_string_equal(run(f, mb, header(a, "Subject", "köln")), "2");
+	assert_string_equal(run(f, mb, header(a, "Subject", "ln")), "2");
+	assert_string_equal(run(f, mb, header(a, "To", "Sprocket")), "");
+	assert_string_equal(run(f, mb, header(a, "Content-Type", "multipart")), "3");
+	store_mailbox_close(&mb);
+}
+
+static void test_body_and_text(void **state)
+{
+	struct fixture *f = *state;
+	struct arena *a = f->a;
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	/* A word split by a soft line break, found by a part of it. */
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "supercalifragilistic")), "2");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "CALIFRAGILISTIC TEST")), "2");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "CAFÉ")), "2");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "über,")), "2");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "\"quoted\"")), "2");
+	/* base64 text; an attachment is not text. */
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "ylophon")), "3");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "zebrafish")), "");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "emVicmFmaXNo")), "");
+	/* ISO-8859-1 converted. */
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "HAUPTSTRASSE")), "");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "straße 5")), "3");
+	/* Short strings: scanned, still substrings. */
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "b c")), "4");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "AB")), "4");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "bO")), "1");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "é")), "2");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "")), "1 2 3 4");
+	/* Body only: header text is not body. */
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "Quarterly report")), "");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "quarterly")), "1");
+	/* TEXT: header or body. */
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_TEXT, "quarterly")), "1");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_TEXT, "sprocket")), "4");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_TEXT, "Köln")), "2");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_TEXT, "xylophone")), "3");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_TEXT, "bob")), "1 3 4");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_TEXT, "nowhere at all")), "");
+	store_mailbox_close(&mb);
+}
+
+static void test_combinations(void **state)
+{
+	struct fixture *f = *state;
+	struct arena *a = f->a;
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	/* OR SEEN FLAGGED */
+	assert_string_equal(run(f, mb, node(a, STORE_SEARCH_OR,
+					    flags(a, STORE_SEARCH_FLAGS, STORE_FLAG_SEEN),
+					    flags(a, STORE_SEARCH_FLAGS, STORE_FLAG_FLAGGED),
+					    NULL)), "1 2 4");
+	/* NOT SEEN */
+	assert_string_equal(run(f, mb, node(a, STORE_SEARCH_NOT,
+					    flags(a, STORE_SEARCH_FLAGS, STORE_FLAG_SEEN),
+					    NULL, NULL)), "2 3");
+	/* SEEN FROM bob (an AND) */
+	assert_string_equal(run(f, mb, node(a, STORE_SEARCH_AND,
+					    flags(a, STORE_SEARCH_FLAGS, STORE_FLAG_SEEN),
+					    str(a, STORE_SEARCH_FROM, "bob"), NULL)), "4");
+	/* (OR BODY xylophone (NOT TEXT bob)) UID 1:3 */
+	struct store_search *inner =
+		node(a, STORE_SEARCH_OR, str(a, STORE_SEARCH_BODY, "xylophone"),
+		     node(a, STORE_SEARCH_NOT, str(a, STORE_SEARCH_TEXT, "bob"), NULL, NULL),
+		     NULL);
+
+	assert_string_equal(run(f, mb, node(a, STORE_SEARCH_AND, inner,
+					    set(a, STORE_SEARCH_UID, 1, 3, 0, 0), NULL)), "2 3");
+	/* NOT (OR (NOT SEEN) LARGER 1) = SEEN AND NOT LARGER 1: none. */
+	assert_string_equal(run(f, mb, node(a, STORE_SEARCH_NOT,
+					    node(a, STORE_SEARCH_OR,
+						 node(a, STORE_SEARCH_NOT,
+						      flags(a, STORE_SEARCH_FLAGS, STORE_FLAG_SEEN),
+						      NULL, NULL),
+						 num(a, STORE_SEARCH_LARGER, 1), NULL),
+					    NULL, NULL)), "");
+	/* An empty AND is ALL; three ORed. */
+	assert_string_equal(run(f, mb, key(a, STORE_SEARCH_AND)), "1 2 3 4");
+	assert_string_equal(run(f, mb, node(a, STORE_SEARCH_OR,
+					    str(a, STORE_SEARCH_SUBJECT, "music"),
+					    str(a, STORE_SEARCH_BODY, "numbers"),
+					    header(a, "x-custom", "42"))), "1 3 4");
+	store_mailbox_close(&mb);
+}
+
+static void index_exec(struct fixture *f, const char *sql)
+{
+	char path[400];
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/index.sqlite", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static int index_count(struct fixture *f, const char *sql)
+{
+	char path[400];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int n = -1;
+
+	snprintf(path, sizeof(path), "%s/index.sqlite", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+static void test_index_in_step(void **state)
+{
+	struct fixture *f = *state;
+	struct arena *a = f->a;
+	struct store_error err = { 0 };
+	uint32_t dest[2], uidvalidity;
+	struct store_search *xylo = str(a, STORE_SEARCH_BODY, "xylophone");
+	struct store_search *super = str(a, STORE_SEARCH_BODY, "califragi");
+
+	assert_int_equal(index_count(f, "SELECT count(*) FROM message_fts"), 4);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending"), 0);
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	/* Copy: the copy is found, sharing the document. */
+	assert_int_equal(store_mailbox_copy(mb, &f->uid[3], 1, "Archive", false, &uidvalidity,
+					    dest, &err), 0);
+	struct store_mailbox *ar = open_mb(f->u, "Archive");
+
+	assert_string_equal(run(f, ar, xylo), "1");
+	assert_string_equal(run(f, mb, xylo), "3");
+	assert_int_equal(index_count(f, "SELECT count(*) FROM message_fts"), 4);
+	/* Expunge one copy: the other is still found; then the last. */
+	assert_int_equal(store_mailbox_expunge(mb, &f->uid[3], 1, &err), 0);
+	assert_string_equal(run(f, mb, xylo), "");
+	assert_string_equal(run(f, ar, xylo), "1");
+	assert_int_equal(store_mailbox_expunge(ar, &dest[0], 1, &err), 0);
+	assert_string_equal(run(f, ar, xylo), "");
+	assert_int_equal(index_count(f, "SELECT count(*) FROM message_fts"), 3);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_doc"), 3);
+	/* Move: found in the target, not in the source. */
+	assert_int_equal(store_mailbox_copy(mb, &f->uid[2], 1, "Trash", true, &uidvalidity,
+					    dest, &err), 0);
+	struct store_mailbox *tr = open_mb(f->u, "Trash");
+
+	assert_string_equal(run(f, mb, super), "");
+	assert_string_equal(run(f, tr, super), "1");
+	assert_int_equal(index_count(f, "SELECT count(*) FROM message_fts"), 3);
+	store_mailbox_close(&tr);
+	store_mailbox_close(&ar);
+	store_mailbox_close(&mb);
+
+	/* Rebuild from the Maildir: the same answers. */
+	store_user_close(&f->u);
+	assert_int_equal(store_user_rebuild(f->dir, &err), 0);
+	struct store_user_options opt = { 0 };
+
+	assert_int_equal(store_user_open(f->dir, &opt, &f->u, &err), 0);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM message_fts"), 3);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending"), 0);
+	mb = open_mb(f->u, "INBOX");
+	tr = open_mb(f->u, "Trash");
+	assert_string_equal(run(f, tr, super), "1");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_TEXT, "sprocket")), "4");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "AB")), "4");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_SUBJECT, "arterly")), "1");
+	store_mailbox_close(&tr);
+	store_mailbox_close(&mb);
+}
+
+/* Messages without a document (an index from before the text index)
+ * are searched from their files, for every key, and their text is kept. */
+static void test_pending_from_files(void **state)
+{
+	struct fixture *f = *state;
+	struct arena *a = f->a;
+
+	store_user_close(&f->u);
+	index_exec(f, "DELETE FROM message_fts; DELETE FROM fts_doc; DELETE FROM message_meta;"
+		   " INSERT INTO fts_pending SELECT mailbox_id, uid FROM message;");
+	struct store_user_options opt = { 0 };
+	struct store_error err = { 0 };
+
+	assert_int_equal(store_user_open(f->dir, &opt, &f->u, &err), 0);
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending"), 4);
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "xylophone")), "3");
+	/* The text read is kept: nothing is pending any more. */
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending"), 0);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM message_fts"), 4);
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "b c")), "4");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_TEXT, "Köln")), "2");
+	assert_string_equal(run(f, mb, header(a, "x-custom", "42")), "4");
+	/* Header keys fill message_meta on the way. */
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_SUBJECT, "köln")), "2");
+	assert_int_equal(index_count(f, "SELECT count(*) FROM message_meta"), 4);
+	store_mailbox_close(&mb);
+}
+
+static void test_base_subject(void **state)
+{
+	struct arena *a = arena_new(0);
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "Re: Fwd: [tag] subj (fwd)", "subj" },
+		{ "subj", "subj" },
+		{ "RE: subj", "subj" },
+		{ "Re[2]: subj", "subj" },
+		{ "re: RE:  fw:subj", "subj" },
+		{ "Fwd: [list] Re: subj", "subj" },
+		{ "[fwd: Re: subj]", "subj" },
+		{ "[Fwd: [fwd: subj (fwd)]]", "subj" },
+		{ "subj (fwd) (FWD)  ", "subj" },
+		{ "  subj\t two   spaces", "subj two spaces" },
+		/* A blob alone is the base subject, not removed. */
+		{ "[tag]", "[tag]" },
+		{ "Re: [tag]", "[tag]" },
+		{ "[a][b] subj", "subj" },
+		{ "Rex: subj", "Rex: subj" },
+		{ "Re subj", "Re subj" },
+		{ "", "" },
+		{ "Re:", "" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *got = store_base_subject(a, cases[i].in);
+
+		if (strcmp(got, cases[i].out) != 0)
+			fail_msg("base subject of \"%s\": \"%s\", expected \"%s\"", cases[i].in,
+				 got, cases[i].out);
+	}
+	assert_string_equal(store_base_subject(a, NULL), "");
+	arena_free(&a);
+}
+
+static const char *sorted(struct store_mailbox *mb, struct arena *a, enum store_sort_key k,
+			  bool reverse)
+{
+	uint32_t uids[] = { 4, 3, 2, 1, 77 };
+	struct store_sort_spec spec = { k, reverse };
+	struct store_error err = { 0 };
+	size_t n;
+
+	if (store_mailbox_sort(mb, uids, 5, &spec, 1, &n, &err) < 0)
+		fail_msg("sort: %s", err.msg);
+	assert_int_equal(n, 4);
+	return arena_printf(a, "%u %u %u %u", uids[0], uids[1], uids[2], uids[3]);
+}
+
+static void test_sort_and_thread_data(void **state)
+{
+	struct fixture *f = *state;
+	struct arena *a = f->a;
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+	struct store_error err = { 0 };
+
+	/* Base subjects: "Quarterly report", "Grüße aus Köln", "Music",
+	 * "Hello". */
+	assert_string_equal(sorted(mb, a, STORE_SORT_SUBJECT, false), "2 4 3 1");
+	assert_string_equal(sorted(mb, a, STORE_SORT_SUBJECT, true), "1 3 4 2");
+	/* FROM: alice, bob, carol, oemer. */
+	assert_string_equal(sorted(mb, a, STORE_SORT_FROM, false), "1 4 3 2");
+	/* DISPLAYFROM: "Alice Example", bob@example.com, carol@example.net,
+	 * "Ömer Zürich" (bytes: after ASCII). */
+	assert_string_equal(sorted(mb, a, STORE_SORT_DISPLAYFROM, false), "1 4 3 2");
+	/* TO: alice (2), bob (1, 3: the first address), none (4) first. */
+	assert_string_equal(sorted(mb, a, STORE_SORT_TO, false), "4 2 1 3");
+	/* DISPLAYTO: "" (4), "Alice Example" (2), "Bob" (3), bob@... (1). */
+	assert_string_equal(sorted(mb, a, STORE_SORT_DISPLAYTO, false), "4 2 3 1");
+	assert_string_equal(sorted(mb, a, STORE_SORT_CC, false), "2 3 4 1");
+	/* DATE: msg4 has none and sorts by its internal date (now). */
+	assert_string_equal(sorted(mb, a, STORE_SORT_DATE, false), "1 2 3 4");
+	assert_string_equal(sorted(mb, a, STORE_SORT_ARRIVAL, true), "4 3 2 1");
+	assert_string_equal(sorted(mb, a, STORE_SORT_SIZE, false), "4 1 2 3");
+	/* Two keys: ties on CC ("" for 2, 3, 4) go by SIZE reversed. */
+	uint32_t uids[] = { 1, 2, 3, 4 };
+	struct store_sort_spec two[] = { { STORE_SORT_CC, false }, { STORE_SORT_SIZE, true } };
+	size_t n;
+
+	assert_int_equal(store_mailbox_sort(mb, uids, 4, two, 2, &n, &err), 0);
+	assert_int_equal(uids[0], 3);
+	assert_int_equal(uids[1], 2);
+	assert_int_equal(uids[2], 4);
+	assert_int_equal(uids[3], 1);
+
+	/* Threading data and the rest of one message's keys. */
+	struct store_sort_data *d;
+	uint32_t want = f->uid[2];
+
+	assert_int_equal(store_mailbox_sort_data(mb, &want, 1, a, &d, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(d->seq, 2);
+	assert_string_equal(d->message_id, "<m2@example.ch>");
+	assert_string_equal(d->in_reply_to, "<m1@example.org>");
+	assert_string_equal(d->references, "<m0@example.org> <m1@example.org>");
+	assert_string_equal(d->base_subject, "Grüße aus Köln");
+	assert_string_equal(d->from, "oemer");
+	assert_string_equal(d->display_from, "Ömer Zürich");
+	assert_string_equal(d->to, "alice");
+	assert_string_equal(d->cc, "");
+	assert_int_equal(d->date, (int64_t)(D0 + 2) * DAY + 4 * 3600 + 1800);
+	assert_int_equal(d->arrival, (int64_t)(D0 + 1) * DAY);
+	want = f->uid[1];
+	assert_int_equal(store_mailbox_sort_data(mb, &want, 1, a, &d, &n, &err), 0);
+	assert_string_equal(d->base_subject, "Quarterly report");
+	assert_string_equal(d->in_reply_to, "");
+	store_mailbox_close(&mb);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_match_folding),
+		cmocka_unit_test(test_base_subject),
+		cmocka_unit_test_setup_teardown(test_flags_dates_sizes_sets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_header_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_body_and_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_combinations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_in_step, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pending_from_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sort_and_thread_data, setup, teardown),
+	};
+
+	log_init("test-search", LOG_TARGET_STDERR, LOG_LEVEL_WARN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
