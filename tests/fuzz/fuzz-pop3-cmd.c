@@ -130,7 +130,7 @@ static void check_stuffing(const uint8_t *data, size_t size)
 	}
 	bool ended = size == 0 || data[size - 1] == '\n';
 
-	if (un.len != size + (ended ? 0 : 2) || memcmp(un.data, data, size) != 0)
+	if (un.len != size + (ended ? 0 : 2) || (size > 0 && memcmp(un.data, data, size) != 0))
 		abort();
 
 	/* TOP: a prefix of RETR's body ending at a line end, then ".". */

@@ -456,6 +456,20 @@ class Daemon:
         return problems
 
 
+def stop_daemons(started):
+    """Fixture teardown: stop each daemon, print its log, and fail the test
+    if one died by a signal or left sanitizer reports."""
+    problems = []
+    for d in started:
+        d.stop(grace=d.shutdown_s + 10)
+        for p in d.check_clean():
+            problems.append(f"{' '.join(d.argv)}: {p}")
+        print(f"----- log of {' '.join(d.argv)} (exit {d.returncode}) -----")
+        print(d.log_tail(300))
+    if problems:
+        pytest.fail("daemon problems:\n  " + "\n  ".join(problems), pytrace=False)
+
+
 def duration_seconds(v, default=10.0):
     if v is None:
         return default
@@ -524,15 +538,7 @@ def echod(workdir, certs, mail_user, request):
 
     yield start
 
-    problems = []
-    for d in started:
-        d.stop(grace=d.shutdown_s + 10)
-        for p in d.check_clean():
-            problems.append(f"{' '.join(d.argv)}: {p}")
-        print(f"----- log of {' '.join(d.argv)} (exit {d.returncode}) -----")
-        print(d.log_tail(300))
-    if problems:
-        pytest.fail("daemon problems:\n  " + "\n  ".join(problems), pytrace=False)
+    stop_daemons(started)
 
 
 # -------------------------------------------------------------- clients
@@ -1120,15 +1126,7 @@ def lmtpd(workdir, auth_env, certs, mail_user):
 
     yield start
 
-    problems = []
-    for d in started:
-        d.stop(grace=d.shutdown_s + 10)
-        for p in d.check_clean():
-            problems.append(f"{' '.join(d.argv)}: {p}")
-        print(f"----- log of {' '.join(d.argv)} (exit {d.returncode}) -----")
-        print(d.log_tail(300))
-    if problems:
-        pytest.fail("daemon problems:\n  " + "\n  ".join(problems), pytrace=False)
+    stop_daemons(started)
 
 
 # ------------------------------------------------------------------ POP3
@@ -1254,12 +1252,4 @@ def pop3d(workdir, auth_env, certs, mail_user):
 
     yield start
 
-    problems = []
-    for d in started:
-        d.stop(grace=d.shutdown_s + 10)
-        for p in d.check_clean():
-            problems.append(f"{' '.join(d.argv)}: {p}")
-        print(f"----- log of {' '.join(d.argv)} (exit {d.returncode}) -----")
-        print(d.log_tail(300))
-    if problems:
-        pytest.fail("daemon problems:\n  " + "\n  ".join(problems), pytrace=False)
+    stop_daemons(started)

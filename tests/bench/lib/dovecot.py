@@ -14,6 +14,7 @@ raised for the connection counts of the benchmark; settings_text() lists
 them, and compare prints `doveconf -n`.
 """
 
+import ctypes
 import grp
 import os
 import pwd
@@ -143,10 +144,26 @@ def make_cert(directory):
     return cert, key
 
 
+def yescrypt(password):
+    """A yescrypt hash of password with libcrypt's default cost, as
+    `ternctl user add` makes them (crypt_gensalt "$y$", then crypt)."""
+    lib = ctypes.CDLL("libcrypt.so.1")
+    lib.crypt_gensalt.restype = ctypes.c_char_p
+    lib.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int]
+    lib.crypt.restype = ctypes.c_char_p
+    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    salt = lib.crypt_gensalt(b"$y$", 0, None, 0)
+    hashed = lib.crypt(password.encode(), salt) if salt else None
+    if not hashed or hashed.startswith(b"*"):
+        raise RuntimeError("libcrypt cannot make a yescrypt hash")
+    return hashed.decode()
+
+
 # What we change from Dovecot's defaults, and why (printed by compare).
 CHANGED = [
     ("mail_location", "maildir:~/Maildir", "Maildir, as for Tern"),
-    ("passdb", "passwd-file, {PLAIN} passwords", "test users"),
+    ("passdb", "passwd-file, {CRYPT} yescrypt hashes", "test users, hashed as "
+     "Tern hashes them, so both servers do the same work per login"),
     ("userdb", "static: uid/gid %s, home <dir>/home/%%n" % MAIL_USER,
      "one mail user, like Tern's mail_user"),
     ("auth_username_format", "%Ln", "LMTP's user@example.org and IMAP's "
@@ -221,9 +238,10 @@ class Dovecot:
         os.makedirs(self.home_root, exist_ok=True)
         os.chown(self.home_root, self.pw.pw_uid, self.pw.pw_gid)
         self.cert, self.key = make_cert(self.dir)
+        hashed = yescrypt(self.password)
         with open(os.path.join(self.dir, "users"), "w") as f:
             for u in self.users:
-                f.write("%s:{PLAIN}%s::::::\n" % (u, self.password))
+                f.write("%s:{CRYPT}%s::::::\n" % (u, hashed))
         # Read by the auth process, which runs as default_internal_user.
         os.chown(os.path.join(self.dir, "users"), 0, grp.getgrnam("dovecot").gr_gid)
         os.chmod(os.path.join(self.dir, "users"), 0o640)
@@ -270,7 +288,7 @@ auth_mechanisms = plain login
 auth_username_format = %Ln
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%n {self.dir}/users
+  args = scheme=CRYPT username_format=%n {self.dir}/users
 }}
 userdb {{
   driver = static
