@@ -980,6 +980,22 @@ def auth_env(workdir, mail_user):
     return AuthEnv(workdir, uid, gid)
 
 
+def prepare_mail_daemon(workdir, auth_env, certs, mail_user, name):
+    """What a daemon serving auth_env's users needs before it starts: the
+    mail root, and the test certificate and key copied for the mail user
+    as <workdir>/<name>-cert.pem and -key.pem (returned)."""
+    _, uid, gid = mail_user
+    os.makedirs(auth_env.mail_root, exist_ok=True)
+    os.chown(auth_env.mail_root, uid, gid)
+    cert_path = os.path.join(workdir, f"{name}-cert.pem")
+    key_path = os.path.join(workdir, f"{name}-key.pem")
+    with open(certs[0].cert, "rb") as f:
+        install_file(f.read(), cert_path, uid, gid, 0o644)
+    with open(certs[0].key, "rb") as f:
+        install_file(f.read(), key_path, uid, gid, 0o600)
+    return cert_path, key_path
+
+
 # ------------------------------------------------------------------ LMTP
 #
 # tern-lmtpd with virtual users made by ternctl (an AuthEnv's users
@@ -1083,14 +1099,7 @@ def lmtpd(workdir, auth_env, certs, mail_user):
     0666)."""
     _, uid, gid = mail_user
     started = []
-    os.makedirs(auth_env.mail_root, exist_ok=True)
-    os.chown(auth_env.mail_root, uid, gid)
-    cert_path = os.path.join(workdir, "lmtp-cert.pem")
-    key_path = os.path.join(workdir, "lmtp-key.pem")
-    with open(certs[0].cert, "rb") as f:
-        install_file(f.read(), cert_path, uid, gid, 0o644)
-    with open(certs[0].key, "rb") as f:
-        install_file(f.read(), key_path, uid, gid, 0o600)
+    cert_path, key_path = prepare_mail_daemon(workdir, auth_env, certs, mail_user, "lmtp")
 
     def start(conf=None, tls=False, wait=True):
         n = len(started)
@@ -1214,14 +1223,7 @@ def pop3d(workdir, auth_env, certs, mail_user):
     teardown and checked like echod's."""
     _, uid, gid = mail_user
     started = []
-    os.makedirs(auth_env.mail_root, exist_ok=True)
-    os.chown(auth_env.mail_root, uid, gid)
-    cert_path = os.path.join(workdir, "pop3-cert.pem")
-    key_path = os.path.join(workdir, "pop3-key.pem")
-    with open(certs[0].cert, "rb") as f:
-        install_file(f.read(), cert_path, uid, gid, 0o644)
-    with open(certs[0].key, "rb") as f:
-        install_file(f.read(), key_path, uid, gid, 0o600)
+    cert_path, key_path = prepare_mail_daemon(workdir, auth_env, certs, mail_user, "pop3")
 
     def start(conf=None, tls=True, wait=True, probe_source="127.0.0.1", measure_rss=False):
         n = len(started)
