@@ -440,31 +440,58 @@ struct commit_req {
 	bool done;
 };
 
+/* The commits of one user in progress. It exists while a thread is in
+ * group_commit for that user (users), so the list holds only the users
+ * being written to now, and a finished batch wakes only its own user's
+ * waiters. */
 struct commit_queue {
 	struct commit_queue *next;
 	char *key;              /* the user's directory */
 	struct commit_req *head;
 	struct commit_req **tail;
 	bool leader_active;
+	unsigned users;         /* threads in group_commit for this queue */
+	pthread_cond_t cond;    /* a batch finished */
 };
 
 static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
 static struct commit_queue *queues;
 
-static struct commit_queue *queue_get(const char *key)
+/* Called with queue_lock held. */
+static struct commit_queue *queue_enter(const char *key)
 {
-	for (struct commit_queue *q = queues; q != NULL; q = q->next) {
-		if (strcmp(q->key, key) == 0)
-			return q;
-	}
-	struct commit_queue *q = xcalloc(1, sizeof(*q));
+	struct commit_queue *q;
 
-	q->key = xstrdup(key);
-	q->tail = &q->head;
-	q->next = queues;
-	queues = q;
+	for (q = queues; q != NULL; q = q->next) {
+		if (strcmp(q->key, key) == 0)
+			break;
+	}
+	if (q == NULL) {
+		q = xcalloc(1, sizeof(*q));
+		q->key = xstrdup(key);
+		q->tail = &q->head;
+		pthread_cond_init(&q->cond, NULL);
+		q->next = queues;
+		queues = q;
+	}
+	q->users++;
 	return q;
+}
+
+/* Called with queue_lock held; the last thread out frees the queue. */
+static void queue_leave(struct commit_queue *q)
+{
+	if (--q->users > 0)
+		return;
+	for (struct commit_queue **pp = &queues; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == q) {
+			*pp = q->next;
+			break;
+		}
+	}
+	pthread_cond_destroy(&q->cond);
+	free(q->key);
+	free(q);
 }
 
 /* One message inside the batch's transaction, under its own savepoint. */
@@ -632,13 +659,13 @@ static void commit_batch(struct store_user *u, struct commit_req *batch)
 static void group_commit(struct store_user *u, struct commit_req *req)
 {
 	pthread_mutex_lock(&queue_lock);
-	struct commit_queue *q = queue_get(u->dir);
+	struct commit_queue *q = queue_enter(u->dir);
 
 	*q->tail = req;
 	q->tail = &req->next;
 	while (!req->done) {
 		if (q->leader_active) {
-			pthread_cond_wait(&queue_cond, &queue_lock);
+			pthread_cond_wait(&q->cond, &queue_lock);
 			continue;
 		}
 		/* Lead: take everything queued so far. */
@@ -655,8 +682,9 @@ static void group_commit(struct store_user *u, struct commit_req *req)
 			r->done = true;
 		}
 		q->leader_active = false;
-		pthread_cond_broadcast(&queue_cond);
+		pthread_cond_broadcast(&q->cond);
 	}
+	queue_leave(q);
 	pthread_mutex_unlock(&queue_lock);
 }
 
