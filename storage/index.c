@@ -327,7 +327,7 @@ int store__follow_replaced_index(struct store_user *u, struct store_error *err)
 	if (fresh < 0)
 		return -1;
 	if (fresh > 0 || store__index_needs_rebuild(u))
-		return store__rebuild(u, err);
+		return store__rebuild_locked(u, false, err);
 	return 0;
 }
 

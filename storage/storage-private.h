@@ -270,5 +270,9 @@ int store__meta_copy(struct store_user *u, int64_t src_mailbox_id, uint32_t src_
 
 /* rebuild.c */
 int store__rebuild(struct store_user *u, struct store_error *err);
+/* The rebuild of an index found new or unfinished, under an exclusive lock
+ * on the user directory, so that concurrent openers do not rebuild it twice
+ * (user.c). create: also make the default folders that are missing. */
+int store__rebuild_locked(struct store_user *u, bool create, struct store_error *err);
 
 #endif

@@ -96,7 +96,7 @@ static void remove_deleted_leftovers(struct store_user *u)
  * user directory, across processes, and whoever gets the lock second looks
  * again and finds the index filled. Opening a filled index takes no lock.
  */
-static int rebuild_locked(struct store_user *u, bool create, struct store_error *err)
+int store__rebuild_locked(struct store_user *u, bool create, struct store_error *err)
 {
 	int fd = open(u->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int ret;
@@ -136,7 +136,7 @@ static int index_open_or_rebuild(struct store_user *u, bool create, struct store
 		return -1;
 	if (fresh == 0 && !store__index_needs_rebuild(u))
 		return 0;
-	return rebuild_locked(u, create, err);
+	return store__rebuild_locked(u, create, err);
 }
 
 int store_user_open(const char *user_dir, const struct store_user_options *opt,
@@ -201,10 +201,10 @@ int store_user_rebuild(const char *user_dir, struct store_error *err)
 		return -1;
 	/* Start from an empty index so that only the Maildir counts. A
 	 * session that opens the new index first rebuilds it just the same,
-	 * from the same Maildir (see rebuild_locked). */
+	 * from the same Maildir (see store__rebuild_locked). */
 	store__index_close(u);
 	set_index_aside(u);
-	int ret = store__index_open(u, err) < 0 ? -1 : rebuild_locked(u, false, err);
+	int ret = store__index_open(u, err) < 0 ? -1 : store__rebuild_locked(u, false, err);
 
 	store_user_close(&u);
 	return ret;
