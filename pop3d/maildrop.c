@@ -372,6 +372,17 @@ void pop3__update_work(void *data)
 			job->failed = true;
 		else
 			job->deleted = (uint32_t)ndel;
+		/* Only those not \Seen already: a client that polls would
+		 * otherwise rewrite every message's row at each QUIT. */
+		size_t n = 0;
+
+		for (size_t i = 0; i < nseen; i++) {
+			uint32_t seq = store_mailbox_seq(md->mb, seen[i]);
+
+			if (seq != 0 && (store_mailbox_msg(md->mb, seq)->flags & STORE_FLAG_SEEN) == 0)
+				seen[n++] = seen[i];
+		}
+		nseen = n;
 		/* \Seen is a courtesy to IMAP: its failure fails nothing. */
 		if (!job->failed && nseen > 0) {
 			struct store_error ferr = { 0 };
