@@ -73,15 +73,28 @@ ssize_t store_reader_read(struct store_reader *r, void *out, size_t max)
 			r->pos = 0;
 			r->len = (size_t)got;
 		}
-		unsigned char c = r->buf[r->pos++];
+		/* Everything up to the next LF is copied as it is, at once. */
+		const unsigned char *src = r->buf + r->pos;
+		size_t take = r->len - r->pos < max - n ? r->len - r->pos : max - n;
+		const unsigned char *lf = memchr(src, '\n', take);
+		size_t run = lf != NULL ? (size_t)(lf - src) : take;
 
-		if (c == '\n' && !r->prev_cr) {
+		if (run > 0) {
+			memcpy(o + n, src, run);
+			n += run;
+			r->pos += run;
+			r->prev_cr = o[n - 1] == '\r';
+			continue;
+		}
+		/* An LF: after a CR as it is, else as CR LF. */
+		r->pos++;
+		if (!r->prev_cr) {
 			o[n++] = '\r';
 			r->lf_pending = true;
 			continue;
 		}
-		o[n++] = c;
-		r->prev_cr = c == '\r';
+		o[n++] = '\n';
+		r->prev_cr = false;
 	}
 	return (ssize_t)n;
 }

@@ -474,6 +474,37 @@ static void index_path(struct fixture *f, char *path, size_t size)
 	snprintf(path, size, "%s/index.sqlite", f->dir);
 }
 
+/* The CRLF view of mixed line ends is the same whatever the read sizes:
+ * LF becomes CR LF, CR LF and a bare CR stay as they are. (Saving stores
+ * CR LF as LF, so "\r\r\n" is stored as "\r\n" and read back so.) */
+static void test_reader_line_ends_any_read_size(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	const char *stored = "Subject: ends\r\n\nlf\ncrlf\r\nbare\rcr\n\n\r\r\n\nend";
+	const char *want = "Subject: ends\r\n\r\nlf\r\ncrlf\r\nbare\rcr\r\n\r\n\r\n\r\nend";
+	uint32_t uid = save(f->u, "INBOX", stored, 0);
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+	const size_t sizes[] = { 1, 2, 3, 7, 4096 };
+
+	for (size_t k = 0; k < N_ELEMENTS(sizes); k++) {
+		struct store_reader *r;
+		char out[256];
+		size_t n = 0;
+		ssize_t got;
+
+		assert_int_equal(store_reader_open(mb, uid, &r, &err), 0);
+		while ((got = store_reader_read(r, out + n, sizes[k] < sizeof(out) - n ?
+							sizes[k] : sizeof(out) - n)) > 0)
+			n += (size_t)got;
+		assert_true(got == 0);
+		store_reader_close(&r);
+		assert_int_equal(n, strlen(want));
+		assert_memory_equal(out, want, n);
+	}
+	store_mailbox_close(&mb);
+}
+
 /*
  * A save cut short by a crash after its link and before its commit leaves
  * a whole file with a UID the index never handed out; the next save may
@@ -1234,6 +1265,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_watch_sees_delivery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_non_files_with_message_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_prefers_acknowledged_save, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_line_ends_any_read_size, setup, teardown),
 	};
 
 	log_init("test-store", LOG_TARGET_STDERR, LOG_LEVEL_WARN);
