@@ -81,7 +81,7 @@ ssize_t sasl_base64_decode(const char *in, size_t len, unsigned char *out)
 		}
 		out[o++] = (unsigned char)((b & 0x0f) << 4 | c >> 2);
 		if (d < 0) {
-			/* "xxx=": only at the end, and c's low 2 bits unused. */
+			/* Three digits and one "=": only at the end, and c's low 2 bits unused. */
 			if (!last || in[i + 3] != '=' || (c & 0x03) != 0)
 				return -1;
 			break;

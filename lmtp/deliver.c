@@ -256,19 +256,19 @@ static void *commit_thread(void *data)
 static void commit_all(struct lmtp_txn *t, struct store_save **saves, size_t n)
 {
 	struct commit_one *c = xcalloc(n, sizeof(*c));
-	size_t todo = 0;
+	size_t ncommits = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		if (saves[i] == NULL)
 			continue;
-		c[todo].t = t;
-		c[todo].r = t->rcpts[i];
-		c[todo].save = saves[i];
+		c[ncommits].t = t;
+		c[ncommits].r = t->rcpts[i];
+		c[ncommits].save = saves[i];
 		saves[i] = NULL;
-		todo++;
+		ncommits++;
 	}
-	for (size_t base = 0; base < todo; base += MAX_PARALLEL_COMMITS) {
-		size_t end = base + MAX_PARALLEL_COMMITS < todo ? base + MAX_PARALLEL_COMMITS : todo;
+	for (size_t base = 0; base < ncommits; base += MAX_PARALLEL_COMMITS) {
+		size_t end = base + MAX_PARALLEL_COMMITS < ncommits ? base + MAX_PARALLEL_COMMITS : ncommits;
 
 		for (size_t i = base + 1; i < end; i++)
 			c[i].started = pthread_create(&c[i].thread, NULL, commit_thread, &c[i]) == 0;
@@ -280,7 +280,7 @@ static void commit_all(struct lmtp_txn *t, struct store_save **saves, size_t n)
 				commit_thread(&c[i]);
 		}
 	}
-	for (size_t i = 0; i < todo; i++) {
+	for (size_t i = 0; i < ncommits; i++) {
 		if (c[i].r->status != LMTP_ST_DELIVERED)
 			c[i].r->error = arena_strdup(t->arena, c[i].r->commit_error);
 	}
