@@ -73,6 +73,25 @@ struct created {
 	bool src_removed;       /* a move removed the source name already */
 };
 
+/* Does the mailbox hold a message with this GUID? 1, 0, or -1. */
+static int guid_in_mailbox(struct store_user *u, int64_t mailbox_id, const char *guid,
+			   struct store_error *err)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(u->db, "SELECT 1 FROM message WHERE mailbox_id = ? AND guid = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store__fail_db(err, u->db, "copy");
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_text(st, 2, guid, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store__fail_db(err, u->db, "copy");
+	return rc == SQLITE_ROW;
+}
+
 int store_mailbox_copy(struct store_mailbox *mb, const uint32_t *uids, size_t count,
 		       const char *dest, bool move, uint32_t *dest_uidvalidity_r,
 		       uint32_t *dest_uids_r, struct store_error *err)
@@ -143,6 +162,15 @@ int store_mailbox_copy(struct store_mailbox *mb, const uint32_t *uids, size_t co
 			store__fail(err, STORE_ERR_TEMP, "bad file name %s in index", m.filename);
 			goto rollback;
 		}
+		/* Within one folder the GUID names one message (sync matches files
+		 * by it): a second copy into a folder that has it gets a GUID of
+		 * its own, and its own full-text document. */
+		int has = guid_in_mailbox(u, dst_row.id, fn.base, err);
+
+		if (has < 0)
+			goto rollback;
+		if (has > 0)
+			store_new_base(fn.base, sizeof(fn.base));
 		fn.uid = uid;
 		fn.size = m.size;
 		fn.vsize = m.vsize;

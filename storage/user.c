@@ -172,6 +172,12 @@ fail:
 	return -1;
 }
 
+void store_user_shrink(struct store_user *u)
+{
+	if (u->db != NULL)
+		sqlite3_db_release_memory(u->db);
+}
+
 void store_user_close(struct store_user **up)
 {
 	struct store_user *u = *up;
