@@ -71,7 +71,7 @@ struct cfg_section {
 static const struct cfg_section sections[] = {
 	{ "global", "global", 0, 0, NULL },
 	{ "tls", "tls", 0, 0, NULL },
-	{ "imap", "service", offsetof(struct cfg, imap), 0, NULL },
+	{ "imap", "service", offsetof(struct cfg, imap), 0, "imap" },
 	{ "pop3", "service", offsetof(struct cfg, pop3), 1, "pop3" },
 	{ "lmtp", "service", offsetof(struct cfg, lmtp), 2, "lmtp" },
 	{ "auth", "auth", 0, 0, NULL },
@@ -149,6 +149,11 @@ static const struct cfg_key cfg_keys[] = {
 	{ "lmtp", "max_message_size", CFG_SIZE, G(lmtp_max_message_size), KIB, 4 * GIB, NULL, { "64M" } },
 	{ "lmtp", "max_recipients", CFG_UINT, G(lmtp_max_recipients), 1, 100000, NULL, { "100" } },
 	{ "lmtp", "quota_full_tempfail", CFG_BOOL, G(lmtp_quota_full_tempfail), 0, 0, booleans, { "no" } },
+
+	/* [imap] only: command limits after login. */
+	{ "imap", "append_limit", CFG_SIZE, G(imap_append_limit), KIB, 4 * GIB, NULL, { "64M" } },
+	{ "imap", "max_nesting", CFG_UINT, G(imap_max_nesting), 1, 256, NULL, { "32" } },
+	{ "imap", "max_sequence_ranges", CFG_UINT, G(imap_max_sequence_ranges), 16, 1000000, NULL, { "65536" } },
 
 	/* [pop3] only. */
 	{ "pop3", "uidl_format", CFG_ENUM, G(pop3_uidl_format), 0, 0, uidl_formats, { "dovecot" } },

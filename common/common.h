@@ -217,6 +217,10 @@ struct cfg {
 	uint64_t lmtp_max_message_size;
 	uint32_t lmtp_max_recipients;   /* per transaction */
 	bool lmtp_quota_full_tempfail;  /* a full quota is 4xx, not 5xx */
+	/* [imap] only */
+	uint64_t imap_append_limit;     /* largest APPEND message (APPENDLIMIT) */
+	uint32_t imap_max_nesting;      /* parenthesised lists inside lists */
+	uint32_t imap_max_sequence_ranges; /* ranges in one sequence set */
 	/* [pop3] only */
 	enum cfg_uidl_format pop3_uidl_format;
 	uint64_t pop3_login_delay_ms;   /* 0: no LOGIN-DELAY */
