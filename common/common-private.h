@@ -81,6 +81,40 @@ SSL *tls_new(SSL_CTX *ctx, struct tls_io *io);
 const char *tls_error_string(void);
 void tls_library_init(void);
 
+/* ------------------------------------------------------------- compress */
+
+/*
+ * COMPRESS=DEFLATE (compress.c): a raw deflate stream each way. Output:
+ * zs_deflate compresses without flushing, zs_flush ends what was given so
+ * far with a sync flush (00 00 ff ff) so the peer can decode all of it;
+ * compressed bytes go to emit as they are produced. Input: zs_feed keeps
+ * compressed bytes (at most in_max pending), zs_inflate inflates at most
+ * max bytes of them into out.
+ */
+struct zstream;
+typedef void zs_emit_fn(void *ctx, const void *data, size_t len);
+
+#define ZS_END 1
+
+/* NULL if zlib cannot initialise (allocation failure aborts). */
+struct zstream *zs_new(size_t in_max);
+void zs_free(struct zstream **zs);
+void zs_deflate(struct zstream *zs, const void *data, size_t len, zs_emit_fn *emit,
+		void *ctx);
+/* A sync flush, if anything was deflated since the last one. */
+void zs_flush(struct zstream *zs, zs_emit_fn *emit, void *ctx);
+/* 0, or BUF_ETOOBIG beyond in_max (the caller keeps to its bound, so that
+ * is a bug). Ignored after the stream ended. */
+int zs_feed(struct zstream *zs, const void *data, size_t len);
+/* Compressed bytes fed and not yet inflated. */
+size_t zs_pending(const struct zstream *zs);
+/* Inflate into out (at most max bytes, *len_r of them): 0 when more input
+ * may follow (pending input left over means out was full), ZS_END when
+ * the client ended its stream (the rest is dropped), -1 with *error_r
+ * (static text) on invalid data. */
+int zs_inflate(struct zstream *zs, void *out, size_t max, size_t *len_r,
+	       const char **error_r);
+
 /* ------------------------------------------------------ server and conn */
 
 struct listener {

@@ -390,6 +390,23 @@ int conn_starttls(struct conn *c);
 /* True when conn_starttls is allowed: TLS configured and not yet active. */
 bool conn_can_starttls(const struct conn *c);
 
+/*
+ * COMPRESS=DEFLATE (RFC 4978): call after queueing the positive reply,
+ * which still goes out uncompressed. From the next write on, output is
+ * raw deflate (RFC 1951), sync-flushed each time queued output goes to
+ * the socket, so the client can always decode everything sent; input is
+ * inflated, including input already buffered here and not yet read by
+ * the protocol (it came after the command). Compression sits above TLS:
+ * data is compressed, then encrypted. Output limits (conn_writable, the
+ * 4x cap) count compressed bytes; inflated input never exceeds the line
+ * limit's buffer, however well it compresses. Invalid compressed input
+ * closes the connection. Costs ~200 KiB of zlib state per connection,
+ * freed at close. Returns -1 if already active, if the connection is not
+ * open (or its TLS handshake is not done), or if zlib fails to start.
+ * Does not block.
+ */
+int conn_compress_start(struct conn *c);
+
 /* Close after queued output is sent (bounded by output_timeout). reason is
  * logged. No callback but close_cb follows. */
 void conn_close(struct conn *c, const char *reason);

@@ -19,6 +19,13 @@
  * Reading stops (uv_read_stop) while the session is paused or running a job,
  * while the input buffer is full, and while queued output is above the
  * high-water mark; it resumes when those clear.
+ *
+ * Layers, top to bottom: the protocol, then COMPRESS=DEFLATE when started
+ * (conn_compress_start), then TLS, then the socket. Input: socket bytes
+ * (raw) -> SSL_read -> compressed input (c->z) -> inflate -> the line
+ * reader; each step moves only as much as the next has room for. Output:
+ * conn_write -> deflate -> SSL_write -> out -> uv_write, with a sync flush
+ * of the deflater each time queued output is flushed to the socket.
  */
 #include "common-private.h"
 
@@ -90,6 +97,7 @@ struct conn {
 	size_t in_flight;       /* bytes in uv_write requests */
 	SSL *ssl;
 	struct tls_io tls_io;
+	struct zstream *z;      /* COMPRESS=DEFLATE, NULL when off */
 	struct conn_work *work;
 
 	struct arena *arena;
@@ -113,6 +121,8 @@ static void conn_abort(struct conn *c, const char *reason);
 static void conn_update_reading(struct conn *c);
 static void conn_arm_timer(struct conn *c);
 static void tls_pump(struct conn *c);
+static void z_pump(struct conn *c);
+static void z_flush(struct conn *c);
 static void conn_read_start(struct conn *c);
 
 static size_t high_water(const struct conn *c)
@@ -139,6 +149,7 @@ static void conn_free(struct conn *c)
 	buf_release(&c->early_out);
 	if (c->ssl != NULL)
 		SSL_free(c->ssl);
+	zs_free(&c->z);
 	arena_free(&c->arena);
 	free(c);
 	server__conn_closed(s);
@@ -172,7 +183,8 @@ struct arena *conn_arena(struct conn *c)
 
 bool conn_can_starttls(const struct conn *c)
 {
-	return c->ssl == NULL && c->server->tls_ctx != NULL && c->state == CONN_ST_OPEN;
+	return c->ssl == NULL && c->z == NULL && c->server->tls_ctx != NULL &&
+		c->state == CONN_ST_OPEN;
 }
 
 /* ------------------------------------------------------------ addresses */
@@ -291,6 +303,7 @@ static void conn_finish_close(struct conn *c)
 		s->def->handler->close_cb(c);
 	c->opened = false;
 	c->data = NULL;
+	zs_free(&c->z);
 	if (c->ip_counted) {
 		server__ip_unref(s, c->log.remote);
 		c->ip_counted = false;
@@ -313,6 +326,14 @@ void conn_close(struct conn *c, const char *reason)
 	if (c->state >= CONN_ST_CLOSING)
 		return;
 	log_info("disconnect reason=%s", reason);
+	/* The last output (a BYE) must be decodable: flush the deflater
+	 * through TLS before TLS goes, then drop the zlib state. */
+	if (c->z != NULL) {
+		z_flush(c);
+		zs_free(&c->z);
+	}
+	if (c->state >= CONN_ST_CLOSING)
+		return; /* the flush failed and aborted */
 	c->state = CONN_ST_CLOSING;
 	c->close_started = uv_now(c->server->loop);
 	conn_update_reading(c);
@@ -376,6 +397,17 @@ static void conn_flush(struct conn *c)
 {
 	if (c->state == CONN_ST_CLOSED)
 		return;
+	if (c->z != NULL && c->state < CONN_ST_CLOSING) {
+		/* End this batch of output so the client can decode it all.
+		 * It is sent below: no need to be queued for flushing again. */
+		bool dirty = c->dirty;
+
+		c->dirty = true;
+		z_flush(c);
+		c->dirty = dirty;
+		if (c->state == CONN_ST_CLOSED)
+			return;
+	}
 	if (c->out.len > 0) {
 		struct conn_write_req *w = xcalloc(1, sizeof(*w));
 		uv_buf_t ub;
@@ -425,12 +457,9 @@ static bool output_fits(struct conn *c, size_t len)
 	return true;
 }
 
-void conn_write(struct conn *c, const void *data, size_t len)
+/* Bytes below compression: to TLS or straight to the output queue. */
+static void conn_write_wire(struct conn *c, const void *data, size_t len)
 {
-	if (c->state >= CONN_ST_CLOSING || len == 0)
-		return;
-	if (!output_fits(c, len))
-		return;
 	if (c->ssl == NULL) {
 		buf_append(&c->out, data, len);
 	} else if (!c->handshake_done) {
@@ -457,6 +486,44 @@ void conn_write(struct conn *c, const void *data, size_t len)
 		conn_update_reading(c);
 	}
 	conn_mark_dirty(c);
+}
+
+static void z_emit(void *ctx, const void *data, size_t len)
+{
+	struct conn *c = ctx;
+
+	if (c->state != CONN_ST_CLOSED)
+		conn_write_wire(c, data, len);
+}
+
+/* Sync-flush the deflater into the layers below. */
+static void z_flush(struct conn *c)
+{
+	zs_flush(c->z, z_emit, c);
+}
+
+/*
+ * With compression on, the output limits (output_buffer_size, the high-
+ * water mark, and the cap at 4 times it) count compressed bytes, as they
+ * go to the socket (after TLS, ciphertext), like the queue itself; the
+ * deflater's own pending output is bounded by its fixed state. The cap
+ * check below still takes len uncompressed, so a single write never
+ * passes more than the cap into the deflater.
+ */
+void conn_write(struct conn *c, const void *data, size_t len)
+{
+	if (c->state >= CONN_ST_CLOSING || len == 0)
+		return;
+	if (!output_fits(c, len))
+		return;
+	if (c->z != NULL && (c->ssl == NULL || c->handshake_done)) {
+		zs_deflate(c->z, data, len, z_emit, c);
+		/* Flushed when the queue goes out, even if nothing came yet. */
+		if (c->state < CONN_ST_CLOSING)
+			conn_mark_dirty(c);
+		return;
+	}
+	conn_write_wire(c, data, len);
 }
 
 void conn_write_str(struct conn *c, const char *s)
@@ -507,23 +574,40 @@ static bool input_deliverable(const struct conn *c)
 	return c->state == CONN_ST_OPEN && !c->paused && c->work == NULL;
 }
 
+/* Compressed input is inflated by conn_dispatch. A protocol that reads from
+ * its own callbacks (outside input_cb) may empty the line reader while
+ * compressed input (or ciphertext behind it) waits: run the dispatch on
+ * the next loop turn, or it would wait for bytes the client already sent. */
+static void z_want_pump(struct conn *c)
+{
+	if (c->z != NULL && !c->in_dispatch && lr_has_room(&c->lr) &&
+	    (zs_pending(c->z) > 0 || (c->ssl != NULL && c->raw_off < c->raw.len)))
+		conn_defer_dispatch(c);
+}
+
 int conn_read_line(struct conn *c, const char **line_r, size_t *len_r)
 {
 	if (!input_deliverable(c))
 		return 0;
-	return lr_read_line(&c->lr, line_r, len_r);
+	int ret = lr_read_line(&c->lr, line_r, len_r);
+
+	z_want_pump(c);
+	return ret;
 }
 
 size_t conn_read_bytes(struct conn *c, size_t max, const char **data_r)
 {
 	if (!input_deliverable(c))
 		return 0;
-	return lr_read_bytes(&c->lr, max, data_r);
+	size_t n = lr_read_bytes(&c->lr, max, data_r);
+
+	z_want_pump(c);
+	return n;
 }
 
 size_t conn_input_pending(const struct conn *c)
 {
-	return lr_pending(&c->lr);
+	return lr_pending(&c->lr) + (c->z != NULL ? zs_pending(c->z) : 0);
 }
 
 void conn_set_line_max(struct conn *c, size_t max)
@@ -562,6 +646,8 @@ static void conn_dispatch(struct conn *c)
 	for (rounds = 0; input_deliverable(c) && rounds < 64; rounds++) {
 		if (c->ssl != NULL && c->handshake_done)
 			tls_pump(c);
+		else if (c->z != NULL)
+			z_pump(c);
 		size_t before = lr_pending(&c->lr);
 
 		if (before == 0 || !input_deliverable(c))
@@ -573,7 +659,8 @@ static void conn_dispatch(struct conn *c)
 	c->in_dispatch = false;
 	if (c->state >= CONN_ST_CLOSING)
 		return;
-	if (rounds == 64 && input_deliverable(c) && lr_pending(&c->lr) > 0)
+	if (rounds == 64 && input_deliverable(c) &&
+	    (lr_pending(&c->lr) > 0 || (c->z != NULL && zs_pending(c->z) > 0)))
 		conn_defer_dispatch(c);
 	lr_compact(&c->lr);
 	if (c->eof && input_deliverable(c) && !c->deferred)
@@ -585,6 +672,7 @@ static void conn_update_reading(struct conn *c)
 {
 	bool want = c->state < CONN_ST_CLOSING && !c->eof &&
 		lr_has_room(&c->lr) && !c->above_high &&
+		(c->z == NULL || zs_pending(c->z) == 0) &&
 		(c->state != CONN_ST_OPEN || (!c->paused && c->work == NULL));
 
 	if (want && !c->reading) {
@@ -593,6 +681,77 @@ static void conn_update_reading(struct conn *c)
 		uv_read_stop(&c->h.stream);
 		c->reading = false;
 	}
+}
+
+/* ------------------------------------------------------------- compress */
+
+/* Inflate compressed input into the line reader as far as it has room:
+ * never more, so a small input that inflates to gigabytes waits in its
+ * compressed form (a read chunk at most) until the protocol consumes. */
+static void z_pump(struct conn *c)
+{
+	while (c->z != NULL && c->state < CONN_ST_CLOSING && lr_has_room(&c->lr) &&
+	       zs_pending(c->z) > 0) {
+		char plain[16384];
+		size_t n;
+		const char *error = NULL;
+		int ret = zs_inflate(c->z, plain, sizeof(plain), &n, &error);
+
+		if (n > 0)
+			lr_feed(&c->lr, plain, n);
+		if (ret < 0) {
+			log_info("invalid compressed input: %s", error);
+			conn_close(c, "invalid compressed input");
+			return;
+		}
+		if (ret == ZS_END) {
+			/* No more input can follow the final block. */
+			c->eof = true;
+			return;
+		}
+	}
+}
+
+/* Bytes from the socket or TLS: protocol input, or compressed input. */
+static void conn_input_plain(struct conn *c, const char *data, size_t len)
+{
+	if (c->z == NULL) {
+		lr_feed(&c->lr, data, len);
+		return;
+	}
+	if (zs_feed(c->z, data, len) < 0) {
+		log_error("bug: compressed input overflow");
+		conn_abort(c, "compressed input overflow");
+		return;
+	}
+	z_pump(c);
+}
+
+int conn_compress_start(struct conn *c)
+{
+	if (c->z != NULL || c->state != CONN_ST_OPEN || (c->ssl != NULL && !c->handshake_done))
+		return -1;
+	/* Room for what the line reader holds now plus a read chunk; reading
+	 * stops while any compressed input waits, so that is the bound. */
+	c->z = zs_new(c->lr.in.max + sizeof(read_chunk));
+	if (c->z == NULL) {
+		log_error("cannot start compression: zlib initialisation failed");
+		return -1;
+	}
+	/* What the protocol has not read yet came after the command: it is
+	 * compressed. The line reader's storage is left alone (the caller
+	 * may still hold a line in it) and compacted after input_cb. */
+	const char *data;
+	size_t n = lr_read_bytes(&c->lr, SIZE_MAX, &data);
+
+	c->lr.skipping = false;
+	if (n > 0) {
+		zs_feed(c->z, data, n);
+		conn_defer_dispatch(c);
+	}
+	log_debug("compression started (deflate)");
+	conn_update_reading(c);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ TLS */
@@ -641,10 +800,19 @@ static void tls_pump(struct conn *c)
 	}
 	while (c->handshake_done && c->state < CONN_ST_CLOSING && lr_has_room(&c->lr)) {
 		char plain[16384];
+
+		if (c->z != NULL) {
+			/* Compressed input first; read more only once it is
+			 * all inflated (else the line reader is full). */
+			z_pump(c);
+			if (c->state >= CONN_ST_CLOSING || zs_pending(c->z) > 0 ||
+			    !lr_has_room(&c->lr))
+				break;
+		}
 		int ret = SSL_read(c->ssl, plain, sizeof(plain));
 
 		if (ret > 0) {
-			lr_feed(&c->lr, plain, (size_t)ret);
+			conn_input_plain(c, plain, (size_t)ret);
 			continue;
 		}
 		int err = SSL_get_error(c->ssl, ret);
@@ -914,7 +1082,7 @@ static void conn_input_raw(struct conn *c, const char *data, size_t len)
 		tls_pump(c);
 		return;
 	}
-	lr_feed(&c->lr, data, len);
+	conn_input_plain(c, data, len);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
