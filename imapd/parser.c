@@ -135,6 +135,11 @@ void imap_parser_set_limits(struct imap_parser *p, const struct imap_parser_limi
 	buf_init(&p->tok, limits->max_command + 1);
 }
 
+uint64_t imap_parser_drain_left(const struct imap_parser *p)
+{
+	return p->state == S_DRAIN ? p->lit_left : 0;
+}
+
 size_t imap_parser_footprint(const struct imap_parser *p)
 {
 	return sizeof(*p) + p->tok.cap + arena_footprint(p->arena);

@@ -131,6 +131,9 @@ void imap_parser_refuse_literal(struct imap_parser *p);
  * *tag_r is the command's tag or "*" when none was read yet.
  */
 const char *imap_parser_error(const struct imap_parser *p, const char **tag_r);
+/* After IMAP_PARSE_ERROR: octets of a non-synchronising literal the
+ * parser will read and drop before the next command (0: none). */
+uint64_t imap_parser_drain_left(const struct imap_parser *p);
 /* True while the parser is between commands (no partial command buffered). */
 bool imap_parser_idle(const struct imap_parser *p);
 /* Bytes the parser holds from malloc (struct, token, arena), for the
