@@ -15,7 +15,7 @@ TERN_PACKAGES=(
 	libuv1-dev libsqlite3-dev libssl-dev libpam0g-dev libinih-dev
 	libcrypt-dev zlib1g-dev libcmocka-dev python3-pytest openssl
 	postfix swaks
-	fetchmail getmail6 curl
+	fetchmail getmail6 curl isync offlineimap3
 )
 
 # The user the daemons drop to (mail_user in tern.conf).

@@ -1255,3 +1255,132 @@ def pop3d(workdir, auth_env, certs, mail_user):
     yield start
 
     stop_daemons(started)
+
+
+# ------------------------------------------------------------------ IMAP
+#
+# tern-imapd with virtual users made by ternctl (an AuthEnv's users
+# database and mail_root), a plain port (STARTTLS) and an implicit-TLS port.
+
+
+def imapd_binary():
+    path = os.path.join(build_dir(), "imapd", "tern-imapd")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{path} is missing: build imapd/tern-imapd first")
+    return path
+
+
+class ImapDaemon(Daemon):
+    """A running tern-imapd. .port is its plain port, .tls_port its
+    implicit-TLS port (with tls=True), .auth the AuthEnv of its users."""
+
+    def wait_ready(self, probe_source="127.0.0.1", timeout=START_TIMEOUT):
+        """Every listener greets with * OK and answers LOGOUT."""
+        deadline = time.monotonic() + timeout
+        targets = [(p, False) for p in self._ports("listen")] + \
+                  [(p, True) for p in self._ports("listen_tls")]
+        probe_ports = []
+        for port, is_tls in targets:
+            while True:
+                if self.proc.poll() is not None:
+                    pytest.fail(f"tern-imapd exited with {self.proc.returncode}; "
+                                f"log:\n{self.log_tail()}")
+                try:
+                    c = Client.connect(port, source=probe_source,
+                                       tls_ctx=client_context(self.tls_trust) if is_tls else None)
+                except (OSError, ssl.SSLError):
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"tern-imapd not accepting on {port} after {timeout}s; "
+                                    f"log:\n{self.log_tail()}")
+                    time.sleep(0.05)
+                    continue
+                try:
+                    probe_ports.append(c.local_port)
+                    g = c.readline()
+                    assert g.startswith("* OK"), f"unexpected greeting {g!r}"
+                    c.sendline("z LOGOUT")
+                    assert c.readline().startswith("* BYE")
+                    assert c.readline().startswith("z OK")
+                    c.expect_eof()
+                finally:
+                    c.close()
+                break
+        self.wait_released(probe_ports)
+
+    def client(self, tls=False, source=None):
+        """A raw Client on the plain port (tls=True: the TLS port), greeting
+        read."""
+        c = Client.connect(self.tls_port if tls else self.port, source=source,
+                           tls_ctx=client_context(self.tls_trust) if tls else None)
+        g = c.readline()
+        assert g.startswith("* OK "), f"greeting {g!r}"
+        return c
+
+    def login(self, user, password, tls=False):
+        """A raw Client, logged in (tag "l")."""
+        c = self.client(tls=tls)
+        q = lambda v: '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        c.sendline(f"l LOGIN {q(user)} {q(password)}")
+        lines = c.response()
+        assert lines[-1].startswith("l OK"), lines
+        return c
+
+    def imaplib(self, tls=False):
+        """A connected imaplib.IMAP4 (IMAP4_SSL with tls=True)."""
+        import imaplib
+        if tls:
+            return imaplib.IMAP4_SSL("127.0.0.1", self.tls_port, timeout=READ_TIMEOUT,
+                                     ssl_context=client_context(self.tls_trust))
+        return imaplib.IMAP4("127.0.0.1", self.port, timeout=READ_TIMEOUT)
+
+    def deliver(self, user, message, mailbox=None):
+        """Store a message (bytes) for user with `ternctl deliver`."""
+        args = ["deliver", user] + (["-m", mailbox] if mailbox else [])
+        p = run_ternctl(self.auth.ctl_config(), *args, input=message)
+        assert p.returncode == 0, f"ternctl deliver: {p.stderr.decode(errors='replace')}"
+
+    def user_dir(self, user):
+        return os.path.join(self.auth.mail_root, user)
+
+
+@pytest.fixture
+def imapd(workdir, auth_env, certs, mail_user):
+    """Factory: imapd(conf={section: {key: value}}, tls=True, wait=True,
+    probe_source="127.0.0.1", measure_rss=False) starts tern-imapd for
+    auth_env's users (add them with auth_env.add_user), listening on
+    127.0.0.1:<free port> (STARTTLS) and, with tls=True, a TLS port.
+    Stopped at teardown and checked like echod's."""
+    _, uid, gid = mail_user
+    started = []
+    cert_path, key_path = prepare_mail_daemon(workdir, auth_env, certs, mail_user, "imap")
+
+    def start(conf=None, tls=True, wait=True, probe_source="127.0.0.1", measure_rss=False):
+        n = len(started)
+        plain_port, tls_port = free_ports(2)
+        base = {
+            "global": {"mail_user": MAIL_USER, "mail_root": auth_env.mail_root,
+                       "log_level": "debug"},
+            "tls": {"cert": cert_path, "key": key_path} if tls else
+                   {"cert": os.path.join(workdir, "no-cert.pem"),
+                    "key": os.path.join(workdir, "no-key.pem")},
+            "imap": {"listen": f"127.0.0.1:{plain_port}",
+                     "listen_tls": f"127.0.0.1:{tls_port}" if tls else "",
+                     "shutdown_timeout": "5s"},
+            "auth": dict(auth_env.auth),
+        }
+        sections = merge_config(base, conf)
+        cfg_path = os.path.join(workdir, f"tern-imap-{n}.conf")
+        install_file(render_config(sections).encode(), cfg_path, uid, gid, 0o644)
+        d = ImapDaemon([imapd_binary(), "-c", cfg_path], workdir, cfg_path, sections, "imap")
+        d.auth = auth_env
+        d.tls_trust = [certs[0].cert]
+        d.shutdown_s = duration_seconds(sections["imap"].get("shutdown_timeout"), 10.0)
+        started.append(d)
+        d.start(measure_rss=measure_rss)
+        if wait:
+            d.wait_ready(probe_source=probe_source)
+        return d
+
+    yield start
+
+    stop_daemons(started)
