@@ -10,9 +10,9 @@ to log each delivery as sent, and compares what Tern stored with what was
 sent: byte for byte after the trace headers that Postfix (Received) and
 Tern (Return-Path, Delivered-To, Received) prepend (CLIENTS.md §2).
 
-The messages are read back from the users' Maildir files, where Tern keeps
-them with LF line ends, because tern-imapd does not exist yet; reading them
-over IMAP belongs here once it does.
+The messages are compared in the users' Maildir files, where Tern keeps
+them with LF line ends, and then read back over IMAP from tern-imapd
+(BODY.PEEK[] of every message): the same bytes, with CRLF line ends.
 
 An unknown recipient is accepted by Postfix over SMTP (it does not know
 Tern's users), refused by tern-lmtpd at RCPT with 550 5.1.1, and bounced:
@@ -193,12 +193,30 @@ def pf():
         inst.cleanup()
 
 
-def test_postfix_delivers_over_lmtp_socket(workdir, auth_env, mail_user, pf):
+def imap_readback(imapd, auth_env, users):
+    """Every stored message of each user, read over IMAP, is the stored
+    file with CRLF line ends."""
+    d = imapd()
+    for u in users:
+        stored = sorted(stored_messages(os.path.join(auth_env.mail_root, u, "Maildir")))
+        m = d.imaplib()
+        m.login(u, PASSWORD)
+        typ, _ = m.select("INBOX", readonly=True)
+        assert typ == "OK"
+        typ, data = m.fetch("1:*", "(BODY.PEEK[])")
+        assert typ == "OK", data
+        wire = [item[1] for item in data if isinstance(item, tuple)]
+        assert all(b"\n" not in w.replace(b"\r\n", b"") for w in wire), "bare LF over IMAP"
+        assert sorted(w.replace(b"\r\n", b"\n") for w in wire) == stored, u
+        m.logout()
+
+
+def test_postfix_delivers_over_lmtp_socket(workdir, auth_env, mail_user, pf, imapd):
     _, uid, gid = mail_user
     swaks = shutil.which("swaks")
     if not swaks:
         pytest.skip("swaks is missing: install Debian's swaks package (scripts/lib.sh)")
-    os.mkdir(auth_env.mail_root)
+    os.makedirs(auth_env.mail_root, exist_ok=True)
     os.chown(auth_env.mail_root, uid, gid)
     users = ["alice", "bob"]
     for u in users:
@@ -268,6 +286,7 @@ def test_postfix_delivers_over_lmtp_socket(workdir, auth_env, mail_user, pf):
         assert b"<nobody@example.org>" in bounces[0] and b"Status: 5.1.1" in bounces[0]
         assert len(stored_messages(alice)) == 3 and len(stored_messages(bob)) == 2
         assert "Mail queue is empty" in pf.queue_listing()
+        imap_readback(imapd, auth_env, users)
     finally:
         pf.stop()
         lmtpd.stop()

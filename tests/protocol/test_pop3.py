@@ -705,6 +705,33 @@ def test_expunge_by_another_program_during_session(server):
     assert left == [os.path.basename(files[0]).split(":")[0]]
 
 
+def test_imap_expunge_during_session(server, imapd):
+    """An IMAP client of the same user expunges a message while a POP3
+    session has it listed: POP3 keeps its numbering, RETR of that message
+    fails, the others work; POP3's own deletions reach the IMAP session as
+    EXPUNGE responses."""
+    c = raw_login(server)
+    im = imapd().login(USER, PASSWORD)
+    assert im.cmd("s SELECT INBOX")[-1].startswith("s OK [READ-WRITE]")
+    assert im.cmd("t STORE 2 +FLAGS.SILENT (\\Deleted)")[-1] == "t OK Store completed"
+    lines = im.cmd("e EXPUNGE")
+    assert lines == ["* 2 EXPUNGE", "e OK Expunge completed"], lines
+    assert c.cmd_pop("STAT").startswith("+OK 3 ")
+    assert c.cmd_pop("RETR 2") == "-ERR Message 2 was deleted by another session"
+    assert c.cmd_pop("RETR 1").endswith(" octets")
+    assert c.multiline()[-1] == "Body of message 1."
+    assert c.cmd_pop("DELE 3") == "+OK Message 3 deleted"
+    assert c.cmd_pop("QUIT") == "+OK Logging out, 1 messages deleted"
+    c.expect_eof()
+    # IMAP had messages 1 and 3; POP3 deleted 3 and marked 1 \Seen.
+    lines = im.cmd("n NOOP")
+    assert "* 2 EXPUNGE" in lines and lines[-1] == "n OK NOOP completed", lines
+    assert any(l.startswith("* 1 FETCH (FLAGS (\\Seen))") for l in lines), lines
+    lines = im.cmd("u UID SEARCH ALL")
+    assert lines[0] == "* SEARCH 1" and lines[-1].startswith("u OK"), lines
+    im.close()
+
+
 def test_uidl_stable_and_derived_from_uid(server):
     uv = uidvalidity(server)
     p = login(server)
