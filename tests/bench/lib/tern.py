@@ -22,8 +22,19 @@ hard links from the corpus cache (lib/maildir.py), as it does Dovecot's,
 then Tern.index() builds each user's index with `ternctl mailbox status`
 before the runs, as Dovecot builds its own in the warm-up.
 
-The IMAP and idle workloads need tern-imapd, which does not exist yet: for
-them status() gives the reason that compare prints in Tern's column.
+The IMAP, big-mailbox IMAP and idle workloads run against tern-imapd from
+the same tern.conf ([imap] on a third free 127.0.0.1 port, plain TCP like
+Dovecot's IMAP listener the benchmark uses; no TLS keys, so no STARTTLS;
+max_connections and max_connections_per_ip raised to the connection count
+compare gives Dovecot, since every client comes from 127.0.0.1). Its users
+imap1 ..., idle1 ... and big1 are virtual users made the same way and
+preloaded like POP3's, except the big mailbox: its old index is dropped
+but no new one is built (Tern.index(user, build=False)), so that the first
+LOGIN builds it inside tern-imapd as Dovecot's first SELECT builds its
+own, and compare's "first LOGIN + SELECT (cold)" row compares the same
+work. The
+idle workload measures the memory of tern-imapd's process tree (Tern.pid:
+the daemon and its auth worker).
 """
 
 import os
@@ -53,7 +64,7 @@ PAM_TERN = os.path.join(BUILD, "auth", "pam_tern.so")
 WORKLOAD_DAEMON = {"lmtp": "lmtpd", "imap": "imapd", "imap-bigbox": "imapd",
                    "pop3": "pop3d", "idle": "imapd"}
 # Workloads this module can run Tern for.
-SUPPORTED = {"lmtp", "pop3"}
+SUPPORTED = {"lmtp", "pop3", "imap", "imap-bigbox", "idle"}
 
 
 def missing():
@@ -112,12 +123,20 @@ SETTINGS = [
      "private instance, plain TCP like Dovecot's LMTP listener"),
     ("[pop3] listen", "127.0.0.1, a free high port; listen_tls empty",
      "private instance, plain TCP like the POP3 port the benchmark uses on Dovecot"),
+    ("[imap] listen", "127.0.0.1, a free high port; listen_tls empty",
+     "private instance, plain TCP like the IMAP port the benchmark uses on Dovecot"),
+    ("[imap] max_connections, max_connections_per_ip", "the connection count "
+     "Dovecot's imap process_limit gets (11,000 by default)", "10,000 idle "
+     "connections, all from 127.0.0.1 (defaults 1,000 and 50)"),
     ("[auth] pam_service, pam_confdir", "tern in the temporary directory: "
      "etc/pam.d/tern-virtual with the built pam_tern.so", "private instance"),
     ("[auth] max_concurrent_per_ip", "1000", "every benchmark client logs in "
      "from 127.0.0.1 (default 5 logins in progress per address)"),
-    ("users", "virtual, made with `ternctl user add` (full addresses for "
-     "LMTP, pop1 ... for POP3)", "the LMTP recipients and POP3 logins"),
+    ("users", "virtual, made with `ternctl user add` (yescrypt, as Dovecot's "
+     "passwd-file; full addresses for LMTP, pop1 ... for POP3, imap1 ..., "
+     "idle1 ... and big1 for IMAP)", "the LMTP recipients, POP3 and IMAP logins"),
+    ("big mailbox", "no index before the first session", "tern-imapd builds "
+     "it at LOGIN, as Dovecot does at SELECT"),
     ("everything else", "Tern's defaults (log_level info, full durability)", ""),
 ]
 
@@ -129,24 +148,32 @@ def _free_port(host="127.0.0.1"):
 
 
 class Tern:
-    """A private Tern for compare: tern-lmtpd for the LMTP workload and
-    tern-pop3d for POP3, each where it is built, with one tern.conf. Has
+    """A private Tern for compare: tern-lmtpd for the LMTP workload,
+    tern-pop3d for POP3 and tern-imapd for the IMAP and idle workloads, each
+    where it is built, with one tern.conf. Has
     what compare uses of a server: ports, pid, pw, start(), stop(), alive(),
     log_tail(), reset_lmtp() to empty the recipients' mail between runs,
     and for the preload prepare_home(), maildir() and index()."""
 
     name = "Tern"
 
-    # Each daemon's executable key, its [section] and the greeting that
-    # says it serves.
-    DAEMONS = [("lmtpd", "lmtp", b"220"), ("pop3d", "pop3", b"+OK")]
+    # Each daemon's executable key, its [section], the greeting that says
+    # it serves and what ends the probe's session.
+    DAEMONS = [("lmtpd", "lmtp", b"220", b"QUIT\r\n"),
+               ("pop3d", "pop3", b"+OK", b"QUIT\r\n"),
+               ("imapd", "imap", b"* OK", b"a LOGOUT\r\n")]
 
-    def __init__(self, workdir, pw, users, password, domain, pop3_users=()):
+    def __init__(self, workdir, pw, users, password, domain, pop3_users=(),
+                 imap_users=(), max_connections=1000):
         self.dir = os.path.join(workdir, "tern")
         self.pw = pw
         self.users = ["%s@%s" % (u, domain) for u in users]
         # POP3 logins are plain names, as tern-bench sends them (pop1 ...).
         self.pop3_users = list(pop3_users)
+        # IMAP logins too (imap1 ..., idle1 ..., big1).
+        self.imap_users = list(imap_users)
+        # [imap] max_connections and max_connections_per_ip.
+        self.max_connections = max_connections
         self.password = password
         self.conf = os.path.join(self.dir, "tern.conf")
         self.mail_root = os.path.join(self.dir, "mail")
@@ -159,8 +186,14 @@ class Tern:
 
     @property
     def pid(self):
-        p = self.procs.get("lmtpd")
+        """The process whose tree the idle workload measures: tern-imapd
+        (its auth worker is its child); tern-lmtpd without it."""
+        p = self.procs.get("imapd") or self.procs.get("lmtpd")
         return p.pid if p else None
+
+    @property
+    def pids(self):
+        return {"tern-" + k: p.pid for k, p in self.procs.items()}
 
     def log_path(self, daemon):
         return os.path.join(self.dir, "tern-%s.log" % daemon)
@@ -172,10 +205,15 @@ class Tern:
         text = ("# Private Tern for tests/bench/compare. Generated.\n"
                 "[global]\nmail_user = %s\nmail_root = %s\n\n"
                 % (self.pw.pw_name, self.mail_root))
-        for _key, section, _greeting in self.DAEMONS:
+        for _key, section, _greeting, _bye in self.DAEMONS:
             self.ports[section] = _free_port()
-            text += "[%s]\nlisten = 127.0.0.1:%d\nlisten_tls =\n\n" % (
+            text += "[%s]\nlisten = 127.0.0.1:%d\nlisten_tls =\n" % (
                 section, self.ports[section])
+            if section == "imap":
+                # 10,000 idle connections, every one from 127.0.0.1.
+                text += ("max_connections = %d\nmax_connections_per_ip = %d\n"
+                         % (self.max_connections, self.max_connections))
+            text += "\n"
         # Every benchmark client logs in from 127.0.0.1: the cap on logins
         # in progress from one address (default 5) would refuse some.
         text += ("[auth]\nusers = virtual\nusers_db = %s\nmax_concurrent_per_ip = 1000\n"
@@ -185,7 +223,7 @@ class Tern:
         with open(self.conf, "w") as f:
             f.write(text)
         os.chmod(self.conf, 0o644)
-        for u in self.users + self.pop3_users:
+        for u in self.users + self.pop3_users + self.imap_users:
             r = subprocess.run([TERNCTL, "-c", self.conf, "user", "add", u,
                                 "--password-stdin"], input=self.password + "\n",
                                capture_output=True, text=True, timeout=60)
@@ -206,14 +244,14 @@ class Tern:
         os.chmod(os.path.join(self.pam_dir, "tern"), 0o644)
 
     def start(self, timeout=60):
-        for key, section, greeting in self.daemons:
+        for key, section, greeting, bye in self.daemons:
             self.logfs[key] = open(self.log_path(key), "ab")
             self.procs[key] = subprocess.Popen(
                 [BINARIES[key], "-c", self.conf], stdin=subprocess.DEVNULL,
                 stdout=self.logfs[key], stderr=subprocess.STDOUT)
-            self._wait_greeting(key, section, greeting, timeout)
+            self._wait_greeting(key, section, greeting, bye, timeout)
 
-    def _wait_greeting(self, key, section, greeting, timeout):
+    def _wait_greeting(self, key, section, greeting, bye, timeout):
         port = self.ports[section]
         deadline = time.monotonic() + timeout
         while True:
@@ -225,7 +263,7 @@ class Tern:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
                     if s.recv(512).startswith(greeting):
-                        s.sendall(b"QUIT\r\n")
+                        s.sendall(bye)
                         return
             except OSError:
                 pass
@@ -277,15 +315,19 @@ class Tern:
     def maildir(self, user):
         return os.path.join(self.mail_root, user, "Maildir")
 
-    def index(self, user):
+    def index(self, user, build=True):
         """After a preload replaced the user's Maildir: drop the old index
         and build one from the files with `ternctl mailbox status` (which
-        syncs the folder first), so that no timed session pays for it."""
+        syncs the folder first), so that no timed session pays for it.
+        build=False only drops it: the big mailbox's first SELECT builds
+        it, as Dovecot's does."""
         for suffix in ("", "-wal", "-shm"):
             try:
                 os.unlink(os.path.join(self.mail_root, user, "index.sqlite" + suffix))
             except FileNotFoundError:
                 pass
+        if not build:
+            return
         r = subprocess.run([TERNCTL, "-c", self.conf, "mailbox", "status", user,
                             "INBOX"], capture_output=True, text=True, timeout=300)
         if r.returncode != 0:
@@ -294,7 +336,7 @@ class Tern:
 
     def log_tail(self, n=15):
         out = []
-        for key, _section, _greeting in self.daemons:
+        for key, _section, _greeting, _bye in self.daemons:
             try:
                 with open(self.log_path(key), errors="replace") as f:
                     out.append("tern-%s: %s" % (key, "".join(f.readlines()[-n:])))
