@@ -267,7 +267,7 @@ Sync All
 def offlineimap_run(clientdir):
     # Its own timeout below the harness's, so a hang still shows its IMAP
     # trace (-d imap) in the failure message.
-    p = run_client(["timeout", "50", "offlineimap", "-c",
+    p = run_client(["timeout", "-k", "5", "45", "offlineimap", "-c",
                     os.path.join(clientdir, "offlineimaprc"), "-o", "-u", "basic",
                     "-d", "imap"])
     assert p.returncode == 0, describe(p)
