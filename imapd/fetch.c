@@ -2,7 +2,7 @@
  * fetch.c — FETCH and UID FETCH (RFC 9051 §6.4.5, §7.5.2): message
  * attributes, BODY[section]<partial> and its RFC 822 forms, BINARY
  * (RFC 3516), MODSEQ and CHANGEDSINCE/VANISHED (RFC 7162), SAVEDATE
- * (RFC 8514).
+ * (RFC 8514), EMAILID and THREADID (RFC 8474; THREADID is always NIL).
  *
  * Output is produced in chunks: a job stops once cmd->out holds
  * FETCH_CHUNK bytes and continues where it was on the next call (the
@@ -48,6 +48,8 @@ enum item_kind {
 	ITEM_BODYSTRUCTURE,
 	ITEM_MODSEQ,
 	ITEM_SAVEDATE,
+	ITEM_EMAILID,                   /* RFC 8474 */
+	ITEM_THREADID,
 	ITEM_SECTION,                   /* BODY[..], BINARY[..], RFC822[.HEADER/.TEXT] */
 	ITEM_BINARY_SIZE,               /* BINARY.SIZE[..] */
 };
@@ -620,6 +622,8 @@ static const struct {
 	{ "BODYSTRUCTURE", ITEM_BODYSTRUCTURE },
 	{ "MODSEQ", ITEM_MODSEQ },
 	{ "SAVEDATE", ITEM_SAVEDATE },
+	{ "EMAILID", ITEM_EMAILID },
+	{ "THREADID", ITEM_THREADID },
 };
 
 /* fetch-att: one item into st. */
@@ -1220,6 +1224,20 @@ static enum write_result write_item(struct imap_cmd *cmd, struct fetch_state *st
 			imap__buf_date_time(out, m->save_date);
 		else
 			buf_append_str(out, "NIL");
+		return WRITE_OK;
+	case ITEM_EMAILID: {
+		char id[STORE_OBJECTID_SIZE];
+
+		if (store_msg_email_id(mb, m->uid, id, err) < 0)
+			return err->code == STORE_ERR_NOTFOUND ? WRITE_GONE : WRITE_ERROR;
+		item_sep(st, out);
+		buf_printf(out, "EMAILID (%s)", id);
+		return WRITE_OK;
+	}
+	case ITEM_THREADID:
+		/* No threads are kept: RFC 8474 §5.2 allows NIL. */
+		item_sep(st, out);
+		buf_append_str(out, "THREADID NIL");
 		return WRITE_OK;
 	case ITEM_ENVELOPE:
 	case ITEM_BODY:

@@ -3,7 +3,8 @@
  * CREATE-SPECIAL-USE, RFC 6154), DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE,
  * LIST (LIST-EXTENDED RFC 5258, SPECIAL-USE RFC 6154, LIST-STATUS RFC
  * 5819) and LSUB, STATUS (STATUS=SIZE RFC 8438, CONDSTORE RFC 7162,
- * APPENDLIMIT RFC 7889), NAMESPACE (RFC 2342) and QUOTA (RFC 9208).
+ * APPENDLIMIT RFC 7889, MAILBOXID RFC 8474), NAMESPACE (RFC 2342) and
+ * QUOTA (RFC 9208). CREATE answers with the new MAILBOXID (RFC 8474).
  *
  * Names. One personal namespace with the prefix "" and the separator
  * "/". Names travel in modified UTF-7 until the client enables UTF-8
@@ -120,8 +121,20 @@ void imap__cmd_create(struct imap_cmd *cmd)
 		imap__tagged_store_error(cmd, &err, false);
 		return;
 	}
+	/* RFC 8474 §4.1: the new mailbox's MAILBOXID in the reply. The
+	 * mailbox exists now whatever happens: without an id (disk full)
+	 * the reply is a plain OK. */
+	const char *id = NULL;
+
+	if (store_mailbox_id_of(cmd->s->mail.store, name, cmd->a, &id, &err) < 0) {
+		log_warn("CREATE %s: no MAILBOXID: %s", name, err.msg);
+		id = NULL;
+	}
 	imap__sync(cmd, true);
-	imap__tagged(cmd, "OK", "CREATE completed");
+	if (id != NULL)
+		imap__tagged(cmd, "OK", "[MAILBOXID (%s)] CREATE completed", id);
+	else
+		imap__tagged(cmd, "OK", "CREATE completed");
 }
 
 /* ----------------------------------------------------------- DELETE */
@@ -249,6 +262,7 @@ enum status_item {
 	STATUS_HIGHESTMODSEQ,
 	STATUS_DELETED,
 	STATUS_APPENDLIMIT,
+	STATUS_MAILBOXID,
 	STATUS_ITEMS
 };
 
@@ -262,6 +276,7 @@ static const char *const status_names[STATUS_ITEMS] = {
 	[STATUS_HIGHESTMODSEQ] = "HIGHESTMODSEQ",
 	[STATUS_DELETED] = "DELETED",
 	[STATUS_APPENDLIMIT] = "APPENDLIMIT",
+	[STATUS_MAILBOXID] = "MAILBOXID",
 };
 
 /* The items asked for, in the client's order, each once. */
@@ -327,6 +342,10 @@ static int status_write(struct imap_cmd *cmd, const char *name, const struct sta
 
 	if (store_mailbox_status(u, name, cmd->a, &info, err) < 0)
 		return -1;
+	/* A folder without an id yet gets one now (status only reads it). */
+	if ((req->mask & (1u << STATUS_MAILBOXID)) && info.mailboxid == NULL &&
+	    store_mailbox_id_of(u, name, cmd->a, &info.mailboxid, err) < 0)
+		return -1;
 	if ((req->mask & (1u << STATUS_DELETED)) && count_deleted(u, name, &deleted, err) < 0)
 		return -1;
 	if (req->mask & (1u << STATUS_HIGHESTMODSEQ)) {
@@ -375,6 +394,9 @@ static int status_write(struct imap_cmd *cmd, const char *name, const struct sta
 				buf_append_str(out, "NIL");
 			else
 				buf_printf(out, "%llu", (unsigned long long)imap__set.append_limit);
+			break;
+		case STATUS_MAILBOXID:
+			buf_printf(out, "(%s)", info.mailboxid);
 			break;
 		case STATUS_ITEMS:
 			break;

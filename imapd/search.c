@@ -1,9 +1,10 @@
 /*
  * search.c — SEARCH and UID SEARCH: the search-key grammar (RFC 9051
  * §6.4.4, RFC 3501 §6.4.4 with NEW OLD RECENT, RFC 5032 OLDER/YOUNGER,
- * RFC 8514 SAVED*, RFC 7162 MODSEQ) parsed into the store's criteria tree,
- * and the result as SEARCH or ESEARCH (RFC 4731, and the IMAP4rev2
- * default), with SEARCHRES (RFC 5182) saving it for "$".
+ * RFC 8514 SAVED*, RFC 7162 MODSEQ, RFC 8474 EMAILID/THREADID) parsed into
+ * the store's criteria tree, and the result as SEARCH or ESEARCH (RFC
+ * 4731, and the IMAP4rev2 default), with SEARCHRES (RFC 5182) saving it
+ * for "$".
  *
  * Order of work. The criteria are parsed first, against the client's view
  * as it was when the client sent the command: message numbers in the
@@ -181,7 +182,7 @@ static bool is_set_atom(const char *s)
 struct key_def {
 	const char *name;
 	enum { K_FLAG, K_UNFLAG, K_ALL, K_NONE, K_STRING, K_DATE, K_NUMBER, K_NZNUMBER,
-	       K_KEYWORD, K_HEADER, K_NOT, K_OR, K_UID, K_MODSEQ } arg;
+	       K_KEYWORD, K_HEADER, K_NOT, K_OR, K_UID, K_MODSEQ, K_OBJECTID } arg;
 	enum store_search_kind kind;
 	uint32_t flags;
 };
@@ -195,6 +196,7 @@ static const struct key_def keys[] = {
 	{ "CC", K_STRING, STORE_SEARCH_CC, 0 },
 	{ "DELETED", K_FLAG, STORE_SEARCH_FLAGS, STORE_FLAG_DELETED },
 	{ "DRAFT", K_FLAG, STORE_SEARCH_FLAGS, STORE_FLAG_DRAFT },
+	{ "EMAILID", K_OBJECTID, STORE_SEARCH_EMAILID, 0 },
 	{ "FLAGGED", K_FLAG, STORE_SEARCH_FLAGS, STORE_FLAG_FLAGGED },
 	{ "FROM", K_STRING, STORE_SEARCH_FROM, 0 },
 	{ "HEADER", K_HEADER, STORE_SEARCH_HEADER, 0 },
@@ -220,6 +222,7 @@ static const struct key_def keys[] = {
 	{ "SMALLER", K_NUMBER, STORE_SEARCH_SMALLER, 0 },
 	{ "SUBJECT", K_STRING, STORE_SEARCH_SUBJECT, 0 },
 	{ "TEXT", K_STRING, STORE_SEARCH_TEXT, 0 },
+	{ "THREADID", K_OBJECTID, STORE_SEARCH_THREADID, 0 },
 	{ "TO", K_STRING, STORE_SEARCH_TO, 0 },
 	{ "UID", K_UID, STORE_SEARCH_UID, 0 },
 	{ "UNANSWERED", K_UNFLAG, STORE_SEARCH_UNFLAGS, STORE_FLAG_ANSWERED },
@@ -381,6 +384,15 @@ static int parse_key(struct parse_ctx *p, struct cursor *c, struct store_search 
 		return parse_set(p, s, true, r);
 	case K_MODSEQ:
 		return parse_modseq(p, c, n);
+	case K_OBJECTID:
+		/* RFC 8474 §5.3: an objectid. Quoted is taken too: the
+		 * characters are what matters. */
+		v = cursor_next(c);
+		s = v != NULL && v->type != IMAP_ARG_LIST ? imap__arg_astring(v) : NULL;
+		if (s == NULL || !store_objectid_valid(s))
+			return fail(p, "BAD Invalid object id");
+		n->str = s;
+		return 0;
 	case K_NOT:
 		if (++p->depth > PARSE_DEPTH_MAX)
 			return fail(p, "BAD [LIMIT] Search keys nested too deeply");

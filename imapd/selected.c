@@ -1,8 +1,8 @@
 /*
  * selected.c — the selected mailbox as the client sees it: SELECT and
- * EXAMINE (with CONDSTORE and QRESYNC, RFC 7162), CLOSE, UNSELECT, CHECK,
- * NOOP's poll, IDLE (RFC 2177), the untagged updates every command may
- * carry, and sequence sets.
+ * EXAMINE (with CONDSTORE and QRESYNC, RFC 7162, and MAILBOXID, RFC 8474),
+ * CLOSE, UNSELECT, CHECK, NOOP's poll, IDLE (RFC 2177), the untagged
+ * updates every command may carry, and sequence sets.
  *
  * Two views. The store's (store_mailbox_*) is the mailbox on disk as of
  * the last sync; the client's (sel->uids) is what the client was told.
@@ -479,6 +479,14 @@ void imap__cmd_select(struct imap_cmd *cmd)
 	buf_printf(out, "* OK [UIDNEXT %u] Predicted next UID\r\n", store_mailbox_uidnext(mb));
 	buf_printf(out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
 		   (unsigned long long)store_mailbox_highestmodseq(mb));
+	/* RFC 8474 §4.2. A mailbox whose id cannot be had (disk full while
+	 * making it) is still selected, without it. */
+	const char *mailboxid = store_mailbox_id(mb, &err);
+
+	if (mailboxid != NULL)
+		buf_printf(out, "* OK [MAILBOXID (%s)] Ok\r\n", mailboxid);
+	else
+		log_warn("%s %s: no MAILBOXID: %s", cmd->name, name, err.msg);
 	if (s->enabled.rev2) {
 		buf_append_str(out, "* LIST () \"/\" ");
 		imap__buf_mailbox(out, name, &s->enabled);

@@ -657,5 +657,15 @@ int store_mailbox_status(struct store_user *u, const char *name, struct arena *a
 	info_r->uidnext = row.uidnext;
 	info_r->highestmodseq = row.highestmodseq;
 	info_r->special_use = row.special_use;
+	/* The id only if the folder has one: making one is a synced write,
+	 * which a STATUS of every folder must not cost (store_mailbox_id_of
+	 * makes it). An unreadable one is left out the same way. */
+	char id[STORE_OBJECTID_SIZE];
+	struct store_error id_err = { 0 };
+	char *folder = store__folder_path(u, name, &id_err);
+
+	if (folder != NULL && store__mailboxid_read(folder, id, &id_err) == 1)
+		info_r->mailboxid = arena_strdup(a, id);
+	free(folder);
 	return fill_counts(u, row.id, info_r, err);
 }

@@ -12,7 +12,8 @@
  * message would give. Shorter strings scan the stored text of every
  * message of the mailbox. Messages still waiting for their text
  * (fts_pending: an index from before the text index) are read from their
- * files, and their text is kept for the next search.
+ * files, and their text is kept for the next search. EMAILID hashes each
+ * message's GUID (objectid.c); THREADID matches nothing.
  */
 #include "storage-private.h"
 #include "fts-private.h"
@@ -614,6 +615,38 @@ static int eval_text(struct search_ctx *c, const struct store_search *s, uint8_t
 	return eval_pending(c, s, out);
 }
 
+/* ---------------------------------------------------------- EMAILID */
+
+/* EMAILID (RFC 8474 §5): the id is a hash of the GUID, so each message's
+ * GUID is read and hashed (one pass over the mailbox's rows). */
+static int eval_emailid(struct search_ctx *c, const struct store_search *s, uint8_t *out)
+{
+	struct store_user *u = c->mb->user;
+	char id[STORE_OBJECTID_SIZE];
+	sqlite3_stmt *st;
+	int rc;
+
+	/* What no message can have is not looked for. */
+	if (!store_objectid_valid(s->str))
+		return 0;
+	if (sqlite3_prepare_v2(u->db, "SELECT uid, guid FROM message WHERE mailbox_id = ?", -1,
+			       &st, NULL) != SQLITE_OK)
+		return store__fail_db(c->err, u->db, "search");
+	sqlite3_bind_int64(st, 1, c->mb->id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint32_t seq = store_mailbox_seq(c->mb, (uint32_t)sqlite3_column_int64(st, 0));
+
+		if (seq == 0)
+			continue;
+		store__email_id((const char *)sqlite3_column_text(st, 1), id);
+		out[seq - 1] = strcmp(id, s->str) == 0;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store__fail_db(c->err, u->db, "search");
+	return 0;
+}
+
 /* --------------------------------------------------------- the tree */
 
 static int eval(struct search_ctx *c, const struct store_search *s, uint8_t *out)
@@ -667,6 +700,13 @@ static int eval(struct search_ctx *c, const struct store_search *s, uint8_t *out
 		if (s->str == NULL)
 			return store__fail(c->err, STORE_ERR_LIMIT, "search key without a string");
 		return eval_text(c, s, out);
+	case STORE_SEARCH_EMAILID:
+		if (s->str == NULL)
+			return store__fail(c->err, STORE_ERR_LIMIT, "search key without a string");
+		return eval_emailid(c, s, out);
+	case STORE_SEARCH_THREADID:
+		/* No message has a THREADID (all are NIL). */
+		return 0;
 	default:
 		eval_simple(c, s, out);
 		return 0;

@@ -12,6 +12,8 @@
 #define STORE_INDEX_FILE "index.sqlite"
 #define STORE_UIDSTATE_FILE "tern-uidstate"
 #define STORE_KEYWORDS_FILE "dovecot-keywords"
+/* The folder's MAILBOXID (objectid.c). */
+#define STORE_MAILBOXID_FILE "tern-mailboxid"
 /* Keywords beyond this many per folder live only in the index (Maildir
  * file names have the letters a-z). */
 #define STORE_KEYWORDS_MAX 26
@@ -37,6 +39,7 @@
 enum store_stmt_id {
 	STORE_STMT_MSG_ROW,     /* view.c: a message's row by UID */
 	STORE_STMT_META_ROW,    /* message-meta.c: ENVELOPE ... by UID */
+	STORE_STMT_GUID,        /* objectid.c: a message's GUID by UID */
 	STORE_STMT_N
 };
 
@@ -107,6 +110,7 @@ struct store_mailbox {
 	uint64_t cache_modseq;  /* modseq of the view cache loaded, 0: none */
 	uint32_t changes_since_cache;
 	bool cache_ok;          /* the view is complete and current */
+	char mailboxid[STORE_OBJECTID_SIZE];    /* "" until asked for */
 };
 
 /* errors.c */
@@ -188,6 +192,8 @@ void store__remove_tree(const char *path);
 int64_t store__mtime_ns(const char *path);
 
 /* sync.c */
+/* SipHash-2-4 with 128-bit output. */
+void store__siphash128(const uint64_t key[2], const void *data, size_t len, uint64_t out[2]);
 /* Reconcile one folder's files with the index (inside its own write
  * transaction). force skips the directory-time shortcut; trust_uids (for a
  * rebuild) keeps the U= of files when unique. */
@@ -267,6 +273,17 @@ int store__meta_insert(struct store_user *u, int64_t mailbox_id, uint32_t uid, c
 int store__meta_copy(struct store_user *u, int64_t src_mailbox_id, uint32_t src_uid,
 		     int64_t dst_mailbox_id, uint32_t dst_uid, const char *dst_guid,
 		     struct store_error *err);
+
+/* objectid.c */
+/* The folder's MAILBOXID if it has one: 1, 0 (none, or not a valid id),
+ * -1 on an I/O error. Only reads. */
+int store__mailboxid_read(const char *folder, char id[STORE_OBJECTID_SIZE],
+			  struct store_error *err);
+/* The folder's MAILBOXID, made and stored (durably) if it has none. */
+int store__mailboxid_get(const char *folder, char id[STORE_OBJECTID_SIZE],
+			 struct store_error *err);
+/* The EMAILID of a message with this GUID. */
+void store__email_id(const char *guid, char id[STORE_OBJECTID_SIZE]);
 
 /* rebuild.c */
 int store__rebuild(struct store_user *u, struct store_error *err);

@@ -232,6 +232,10 @@ struct store_mailbox_info {
 	uint32_t messages;
 	uint32_t unseen;
 	uint64_t vsize;         /* sum of message sizes with CRLF */
+	/* MAILBOXID (RFC 8474): set by store_mailbox_status when the folder
+	 * has one (it only reads it; store_mailbox_id_of makes one), NULL
+	 * otherwise and in store_mailbox_list. */
+	const char *mailboxid;
 };
 
 int store_mailbox_create(struct store_user *u, const char *name, uint32_t special_use,
@@ -253,6 +257,36 @@ int store_mailbox_list(struct store_user *u, struct arena *a,
 /* One mailbox's counters (after picking up changes on disk). */
 int store_mailbox_status(struct store_user *u, const char *name, struct arena *a,
 			 struct store_mailbox_info *info_r, struct store_error *err);
+
+/* --------------------------------------------------------- object ids */
+
+/*
+ * Object identifiers (RFC 8474 OBJECTID): 1 to STORE_OBJECTID_MAX of
+ * A-Z a-z 0-9 '_' '-', case-sensitive.
+ *
+ * MAILBOXID: "F" and 32 hex digits, random, kept in the folder (file
+ * tern-mailboxid), so the Maildir holds it and an index rebuild keeps it;
+ * unique among the user's mailboxes, unchanged by a rename, new for a
+ * folder deleted and created again. A folder without one (made by another
+ * program or before ids existed) gets one the first time it is asked for
+ * (a durable write). Renaming INBOX makes a new mailbox, with a new id;
+ * INBOX keeps its own.
+ *
+ * EMAILID: "M" and 32 hex digits, a fixed-key hash of the message's GUID
+ * (its Maildir base name): the same in every mailbox the message is moved
+ * or copied to (a copy into the folder that holds it already gets a GUID,
+ * and so an EMAILID, of its own), unchanged by a rebuild. THREADID: Tern
+ * keeps no thread ids (RFC 8474 lets a server answer NIL).
+ */
+#define STORE_OBJECTID_MAX 255
+#define STORE_OBJECTID_SIZE (STORE_OBJECTID_MAX + 1)
+
+/* Is s a valid objectid? */
+bool store_objectid_valid(const char *s);
+/* The MAILBOXID of the mailbox name (made if it has none), in a. NOTFOUND
+ * when there is no such mailbox. */
+int store_mailbox_id_of(struct store_user *u, const char *name, struct arena *a,
+			const char **id_r, struct store_error *err);
 
 /* ----------------------------------------------------- opened mailbox */
 
@@ -287,6 +321,13 @@ uint32_t store_mailbox_uidnext(const struct store_mailbox *mb);
 uint64_t store_mailbox_highestmodseq(const struct store_mailbox *mb);
 /* Keyword n of the folder's keyword list, NULL past the end. */
 const char *store_mailbox_keyword(const struct store_mailbox *mb, unsigned n);
+/* The mailbox's MAILBOXID (valid while mb is open), read from its folder
+ * (or made) on the first call; NULL with *err on an I/O error. */
+const char *store_mailbox_id(struct store_mailbox *mb, struct store_error *err);
+/* The EMAILID of a UID into id; NOTFOUND when the UID is not in the
+ * mailbox. Reads the index (one cached statement: cheap per message). */
+int store_msg_email_id(struct store_mailbox *mb, uint32_t uid, char id[STORE_OBJECTID_SIZE],
+		       struct store_error *err);
 
 enum store_flag_op { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
 
@@ -456,6 +497,8 @@ enum store_search_kind {
 	STORE_SEARCH_TEXT,              /* str */
 	STORE_SEARCH_UID,               /* set: UIDs */
 	STORE_SEARCH_SEQ,               /* set: sequence numbers */
+	STORE_SEARCH_EMAILID,           /* str: EMAILID (RFC 8474) */
+	STORE_SEARCH_THREADID,          /* str: THREADID (matches nothing) */
 };
 
 /* "*" in a sequence set: the largest UID or sequence number in use. */

@@ -215,7 +215,7 @@ static uint64_t load_le64(const unsigned char *p)
 
 /* SipHash-2-4 with its 128-bit output (Aumasson and Bernstein's reference
  * siphash.c with outlen 16). */
-static void siphash128(const uint64_t key[2], const void *data, size_t len, uint64_t out[2])
+void store__siphash128(const uint64_t key[2], const void *data, size_t len, uint64_t out[2])
 {
 	const unsigned char *p = data;
 	uint64_t v0 = 0x736f6d6570736575ULL ^ key[0], v1 = 0x646f72616e646f6dULL ^ key[1];
@@ -256,7 +256,7 @@ static void digest_add(const struct store_user *u, struct store_digest *d, const
 {
 	uint64_t h[2];
 
-	siphash128(u->digest_key, relname, len, h);
+	store__siphash128(u->digest_key, relname, len, h);
 	if (add) {
 		d->a += h[0];
 		d->b += h[1];

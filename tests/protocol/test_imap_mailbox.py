@@ -37,6 +37,12 @@ def ok(c, line):
     return lines[:-1]
 
 
+def created(lines, tag):
+    """CREATE's reply: the tagged OK with the new MAILBOXID (RFC 8474)."""
+    return len(lines) == 1 and re.fullmatch(
+        rf"{tag} OK \[MAILBOXID \(F[0-9a-f]{{32}}\)\] CREATE completed", lines[0]) is not None
+
+
 def utf8(line):
     """A line the raw client read (latin-1) as the UTF-8 it was."""
     return line.encode("latin-1").decode("utf-8")
@@ -290,9 +296,9 @@ def test_subscribe_errors(server):
 
 def test_create_hierarchy(server):
     c = server.login(USER, PASSWORD)
-    assert c.cmd("a CREATE Archive/2024") == ["a OK CREATE completed"]
+    assert created(c.cmd("a CREATE Archive/2024"), "a")
     # A trailing separator is dropped (RFC 9051 §6.3.4).
-    assert c.cmd('b CREATE "Projects/Alpha/"') == ["b OK CREATE completed"]
+    assert created(c.cmd('b CREATE "Projects/Alpha/"'), "b")
     assert ok(c, 'c LIST "" "*"') == [
         '* LIST (\\HasNoChildren) "/" "INBOX"',
         '* LIST (\\HasChildren \\Archive) "/" "Archive"',
@@ -305,7 +311,7 @@ def test_create_hierarchy(server):
         '* LIST (\\HasNoChildren \\Trash) "/" "Trash"']
     assert ok(c, "d SELECT Archive/2024")[0] == "* 0 EXISTS"
     # The parent that only exists through its child can be created.
-    assert c.cmd("e CREATE Projects") == ["e OK CREATE completed"]
+    assert created(c.cmd("e CREATE Projects"), "e")
     assert ok(c, 'f LIST "" "Projects"') == ['* LIST (\\HasChildren) "/" "Projects"']
 
 
@@ -340,9 +346,9 @@ def test_create_errors(server):
 def test_create_special_use(server):
     """CREATE-SPECIAL-USE (RFC 6154 §3)."""
     c = server.login(USER, PASSWORD)
-    assert c.cmd("a CREATE Everything (USE (\\All))") == ["a OK CREATE completed"]
-    assert c.cmd("b CREATE Starred (USE (\\Flagged \\Archive))") == ["b OK CREATE completed"]
-    assert c.cmd("c CREATE Plain (USE ())") == ["c OK CREATE completed"]
+    assert created(c.cmd("a CREATE Everything (USE (\\All))"), "a")
+    assert created(c.cmd("b CREATE Starred (USE (\\Flagged \\Archive))"), "b")
+    assert created(c.cmd("c CREATE Plain (USE ())"), "c")
     assert ok(c, 'd LIST (SPECIAL-USE) "" "*"') == [
         '* LIST (\\HasNoChildren \\Archive) "/" "Archive"',
         '* LIST (\\HasNoChildren \\Drafts) "/" "Drafts"',
@@ -407,7 +413,7 @@ def test_mutf7_and_utf8_names(server):
     assert '* LIST (\\HasNoChildren) "/" "Entwürfe"' in lines
     assert '* LIST (\\HasNoChildren) "/" "日本語/Ünter"' in lines
     u.send('i CREATE "Größe"\r\n'.encode())
-    assert u.response() == ["i OK CREATE completed"]
+    assert created(u.response(), "i")
     u.send('j LIST "" "Gr*"\r\n'.encode())
     assert [utf8(l) for l in u.response()] == [
         '* LIST (\\HasNoChildren) "/" "Größe"', "j OK LIST completed"]
@@ -426,7 +432,7 @@ def test_rev2_list(server):
     c = server.login(USER, PASSWORD)
     ok(c, "a ENABLE IMAP4rev2")
     c.send('b CREATE "Ablage/Übrig"\r\n'.encode())
-    assert c.response() == ["b OK CREATE completed"]
+    assert created(c.response(), "b")
     c.send('c LIST "" "Abl*"\r\n'.encode())
     assert [utf8(l) for l in c.response()] == [
         '* LIST (\\NonExistent \\HasChildren) "/" "Ablage"',

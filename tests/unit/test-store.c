@@ -1244,6 +1244,173 @@ static void test_watch_sees_delivery(void **state)
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+struct mailboxid_arg {
+	const char *folder;
+	char id[STORE_OBJECTID_SIZE];
+	int ret;
+};
+
+static void *mailboxid_getter(void *p)
+{
+	struct mailboxid_arg *arg = p;
+	struct store_error err = { 0 };
+
+	arg->ret = store__mailboxid_get(arg->folder, arg->id, &err);
+	return NULL;
+}
+
+/* RFC 8474 object ids: MAILBOXID in the folder (tern-mailboxid), EMAILID
+ * from the GUID. */
+static void test_object_ids(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	struct store_mailbox_info info;
+	struct arena *a = arena_new(0);
+	char path[4096], text[512], id[STORE_OBJECTID_SIZE], long_id[300];
+
+	assert_true(store_objectid_valid("a"));
+	assert_true(store_objectid_valid("F-_09azAZ"));
+	assert_false(store_objectid_valid(""));
+	assert_false(store_objectid_valid("a.b"));
+	assert_false(store_objectid_valid("a b"));
+	assert_false(store_objectid_valid("\xc3\xa4"));
+	memset(long_id, 'x', sizeof(long_id));
+	long_id[255] = '\0';
+	assert_true(store_objectid_valid(long_id));
+	long_id[255] = 'x';
+	long_id[256] = '\0';
+	assert_false(store_objectid_valid(long_id));
+
+	/* MAILBOXID: status only reads it; made on first need, then the same
+	 * from status and from an opened mailbox, kept in the folder. */
+	const char *got;
+
+	assert_int_equal(store_mailbox_status(f->u, "Archive", a, &info, &err), 0);
+	assert_null(info.mailboxid);
+	assert_int_equal(store_mailbox_id_of(f->u, "Nope", a, &got, &err), -1);
+	assert_int_equal(err.code, STORE_ERR_NOTFOUND);
+	assert_int_equal(store_mailbox_id_of(f->u, "Archive", a, &got, &err), 0);
+	assert_true(got[0] == 'F' && strlen(got) == 33);
+	assert_true(store_objectid_valid(got));
+	char archive[STORE_OBJECTID_SIZE];
+
+	snprintf(archive, sizeof(archive), "%s", got);
+	assert_int_equal(store_mailbox_status(f->u, "Archive", a, &info, &err), 0);
+	assert_string_equal(info.mailboxid, archive);
+	struct store_mailbox *mb = open_mb(f->u, "Archive");
+
+	assert_string_equal(store_mailbox_id(mb, &err), archive);
+	store_mailbox_close(&mb);
+	snprintf(path, sizeof(path), "%s/Maildir/.Archive/tern-mailboxid", f->dir);
+	FILE *fp = fopen(path, "r");
+
+	assert_non_null(fp);
+	assert_non_null(fgets(text, sizeof(text), fp));
+	fclose(fp);
+	assert_int_equal(strcspn(text, "\n"), strlen(archive));
+	assert_string_equal(text + strlen(archive), "\n");
+	assert_memory_equal(text, archive, strlen(archive));
+	/* Unique; kept by a rename and a rebuild; new after delete+create. */
+	assert_int_equal(store_mailbox_id_of(f->u, "inbox", a, &got, &err), 0);
+	assert_string_not_equal(got, archive);
+	assert_int_equal(store_mailbox_status(f->u, "INBOX", a, &info, &err), 0);
+	assert_string_equal(info.mailboxid, got);
+	assert_int_equal(store_mailbox_rename(f->u, "Archive", "Old/Archive", &err), 0);
+	assert_int_equal(store_user_rebuild(f->dir, &err), 0);
+	reopen(f);
+	assert_int_equal(store_mailbox_status(f->u, "Old/Archive", a, &info, &err), 0);
+	assert_string_equal(info.mailboxid, archive);
+	assert_int_equal(store_mailbox_delete(f->u, "Old/Archive", &err), 0);
+	assert_int_equal(store_mailbox_create(f->u, "Old/Archive", 0, &err), 0);
+	assert_int_equal(store_mailbox_id_of(f->u, "Old/Archive", a, &got, &err), 0);
+	assert_string_not_equal(got, archive);
+
+	/* A folder without one: threads asking at once all get the one id
+	 * that ends up in the file. */
+	snprintf(path, sizeof(path), "%s/Maildir/.Sent", f->dir);
+	char file[4200];
+
+	snprintf(file, sizeof(file), "%s/tern-mailboxid", path);
+	unlink(file);
+	enum { N = 8 };
+	pthread_t th[N];
+	struct mailboxid_arg args[N];
+
+	for (int i = 0; i < N; i++) {
+		args[i].folder = path;
+		assert_int_equal(pthread_create(&th[i], NULL, mailboxid_getter, &args[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(args[i].ret, 0);
+		assert_string_equal(args[i].id, args[0].id);
+	}
+	assert_int_equal(store_mailbox_status(f->u, "Sent", a, &info, &err), 0);
+	assert_string_equal(info.mailboxid, args[0].id);
+
+	/* EMAILID: fixed for a GUID (clients keep it), shared by copies in
+	 * other folders and kept by a move; a copy in the same folder is a
+	 * message of its own. */
+	store__email_id("1700000000.M1P2Q3R4.host", id);
+	assert_string_equal(id, "Med9098dd3e0d2e190221509778167c93");
+	uint32_t uids[2], dest[2], uidvalidity;
+	char ids[2][STORE_OBJECTID_SIZE], other[STORE_OBJECTID_SIZE];
+
+	uids[0] = save(f->u, "INBOX", "Subject: e\n\none\n", 0);
+	uids[1] = save(f->u, "INBOX", "Subject: e\n\none\n", 0);
+	mb = open_mb(f->u, "INBOX");
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(store_msg_email_id(mb, uids[i], ids[i], &err), 0);
+		assert_true(ids[i][0] == 'M' && strlen(ids[i]) == 33);
+	}
+	assert_string_not_equal(ids[0], ids[1]);
+	assert_int_equal(store_msg_email_id(mb, 999, other, &err), -1);
+	assert_int_equal(err.code, STORE_ERR_NOTFOUND);
+	assert_int_equal(store_mailbox_copy(mb, &uids[0], 1, "Trash", false, &uidvalidity, dest,
+					    &err), 0);
+	assert_int_equal(store_mailbox_copy(mb, &uids[1], 1, "Drafts", true, &uidvalidity,
+					    &dest[1], &err), 0);
+	assert_int_equal(store_mailbox_copy(mb, &uids[0], 1, "INBOX", false, &uidvalidity, &dest[0],
+					    &err), 0);
+	assert_int_equal(store_mailbox_sync(mb, &err), 0);
+	assert_int_equal(store_msg_email_id(mb, dest[0], other, &err), 0);
+	assert_string_not_equal(other, ids[0]);
+	/* SEARCH EMAILID: exact; THREADID: nothing. */
+	struct store_search s = { .kind = STORE_SEARCH_EMAILID, .str = ids[0] };
+	uint32_t *found;
+	size_t n;
+
+	assert_int_equal(store_mailbox_search(mb, &s, a, &found, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(found[0], uids[0]);
+	s.str = "not.valid";
+	assert_int_equal(store_mailbox_search(mb, &s, a, &found, &n, &err), 0);
+	assert_int_equal(n, 0);
+	s.kind = STORE_SEARCH_THREADID;
+	s.str = "T1";
+	assert_int_equal(store_mailbox_search(mb, &s, a, &found, &n, &err), 0);
+	assert_int_equal(n, 0);
+	store_mailbox_close(&mb);
+	const char *names[] = { "Trash", "Drafts" };
+
+	for (int i = 0; i < 2; i++) {
+		mb = open_mb(f->u, names[i]);
+		assert_int_equal(store_msg_email_id(mb, store_mailbox_msg(mb, 1)->uid, other, &err),
+				 0);
+		assert_string_equal(other, ids[i]);
+		store_mailbox_close(&mb);
+	}
+	/* And after a rebuild. */
+	assert_int_equal(store_user_rebuild(f->dir, &err), 0);
+	reopen(f);
+	mb = open_mb(f->u, "Drafts");
+	assert_int_equal(store_msg_email_id(mb, store_mailbox_msg(mb, 1)->uid, other, &err), 0);
+	assert_string_equal(other, ids[1]);
+	store_mailbox_close(&mb);
+	arena_free(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1266,6 +1433,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_non_files_with_message_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_prefers_acknowledged_save, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_line_ends_any_read_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_object_ids, setup, teardown),
 	};
 
 	log_init("test-store", LOG_TARGET_STDERR, LOG_LEVEL_WARN);
