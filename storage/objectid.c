@@ -97,22 +97,11 @@ int store_msg_email_id(struct store_mailbox *mb, uint32_t uid, char id[STORE_OBJ
 int store__mailboxid_read(const char *folder, char id[STORE_OBJECTID_SIZE],
 			  struct store_error *err)
 {
-	char path[4096], text[STORE_OBJECTID_SIZE + 2];
+	char text[STORE_OBJECTID_SIZE + 2];
+	int ret = store__small_file_read(folder, STORE_MAILBOXID_FILE, text, sizeof(text), err);
 
-	snprintf(path, sizeof(path), "%s/" STORE_MAILBOXID_FILE, folder);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		return store__fail_errno(err, errno, "open %s", path);
-	}
-	ssize_t n = read(fd, text, sizeof(text) - 1);
-
-	close(fd);
-	if (n < 0)
-		return store__fail_errno(err, errno, "read %s", path);
-	text[n] = '\0';
+	if (ret <= 0)
+		return ret;
 	text[strcspn(text, "\r\n")] = '\0';
 	if (!store_objectid_valid(text))
 		return 0;

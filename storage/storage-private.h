@@ -148,6 +148,10 @@ int store__quota_check(struct store_user *u, uint64_t bytes, uint64_t messages,
 		       struct store_error *err);
 
 /* uidstate.c */
+/* Read a small file of folder (at most size - 1 bytes, NUL-terminated)
+ * into text: 1, 0 when it does not exist, -1 on an error. */
+int store__small_file_read(const char *folder, const char *name, char *text, size_t size,
+			   struct store_error *err);
 int store__uidstate_read(const char *folder, struct store_uidstate *st_r,
 			 struct store_error *err);
 int store__uidstate_write(const char *folder, const struct store_uidstate *st,

@@ -22,14 +22,12 @@
 #include <time.h>
 #include <unistd.h>
 
-int store__uidstate_read(const char *folder, struct store_uidstate *st_r,
-			 struct store_error *err)
+int store__small_file_read(const char *folder, const char *name, char *text, size_t size,
+			   struct store_error *err)
 {
 	char path[4096];
-	char text[256];
 
-	memset(st_r, 0, sizeof(*st_r));
-	snprintf(path, sizeof(path), "%s/" STORE_UIDSTATE_FILE, folder);
+	snprintf(path, sizeof(path), "%s/%s", folder, name);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0) {
@@ -37,12 +35,25 @@ int store__uidstate_read(const char *folder, struct store_uidstate *st_r,
 			return 0;
 		return store__fail_errno(err, errno, "open %s", path);
 	}
-	ssize_t n = read(fd, text, sizeof(text) - 1);
+	ssize_t n = read(fd, text, size - 1);
 
 	close(fd);
 	if (n < 0)
 		return store__fail_errno(err, errno, "read %s", path);
 	text[n] = '\0';
+	return 1;
+}
+
+int store__uidstate_read(const char *folder, struct store_uidstate *st_r,
+			 struct store_error *err)
+{
+	char text[256];
+
+	memset(st_r, 0, sizeof(*st_r));
+	int ret = store__small_file_read(folder, STORE_UIDSTATE_FILE, text, sizeof(text), err);
+
+	if (ret <= 0)
+		return ret;
 	for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
 		char key[32];
 		uint64_t v;

@@ -1138,25 +1138,32 @@ def lmtpd(workdir, auth_env, certs, mail_user):
     stop_daemons(started)
 
 
-# ------------------------------------------------------------------ POP3
+# ------------------------------------------------------ POP3 and IMAP
 #
-# tern-pop3d with virtual users made by ternctl (an AuthEnv's users
-# database and mail_root), a plain port (STLS) and an implicit-TLS port.
+# tern-pop3d and tern-imapd with virtual users made by ternctl (an
+# AuthEnv's users database and mail_root), a plain port (STLS/STARTTLS)
+# and an implicit-TLS port. Both are a MailDaemon: they differ in their
+# binary, greeting and goodbye.
 
 
-def pop3d_binary():
-    path = os.path.join(build_dir(), "pop3d", "tern-pop3d")
+def daemon_binary(subdir, name):
+    path = os.path.join(build_dir(), subdir, name)
     if not os.access(path, os.X_OK):
-        pytest.fail(f"{path} is missing: build pop3d/tern-pop3d first")
+        pytest.fail(f"{path} is missing: build {subdir}/{name} first")
     return path
 
 
-class Pop3Daemon(Daemon):
-    """A running tern-pop3d. .port is its plain port, .tls_port its
-    implicit-TLS port (with tls=True), .auth the AuthEnv of its users."""
+class MailDaemon(Daemon):
+    """A running tern-pop3d or tern-imapd. .port is its plain port,
+    .tls_port its implicit-TLS port (with tls=True), .auth the AuthEnv of
+    its users. Subclasses say how the protocol greets and says goodbye."""
+
+    program = None          # "tern-pop3d"
+    greeting = None         # what the greeting starts with
+    goodbye = None          # (command, [reply prefixes]) ending a session
 
     def wait_ready(self, probe_source="127.0.0.1", timeout=START_TIMEOUT):
-        """Every listener greets with +OK and answers QUIT with +OK."""
+        """Every listener greets and answers the goodbye command."""
         deadline = time.monotonic() + timeout
         targets = [(p, False) for p in self._ports("listen")] + \
                   [(p, True) for p in self._ports("listen_tls")]
@@ -1164,23 +1171,25 @@ class Pop3Daemon(Daemon):
         for port, is_tls in targets:
             while True:
                 if self.proc.poll() is not None:
-                    pytest.fail(f"tern-pop3d exited with {self.proc.returncode}; "
+                    pytest.fail(f"{self.program} exited with {self.proc.returncode}; "
                                 f"log:\n{self.log_tail()}")
                 try:
                     c = Client.connect(port, source=probe_source,
                                        tls_ctx=client_context(self.tls_trust) if is_tls else None)
                 except (OSError, ssl.SSLError):
                     if time.monotonic() > deadline:
-                        pytest.fail(f"tern-pop3d not accepting on {port} after {timeout}s; "
+                        pytest.fail(f"{self.program} not accepting on {port} after {timeout}s; "
                                     f"log:\n{self.log_tail()}")
                     time.sleep(0.05)
                     continue
                 try:
                     probe_ports.append(c.local_port)
                     g = c.readline()
-                    assert g.startswith("+OK"), f"unexpected greeting {g!r}"
-                    c.sendline("QUIT")
-                    assert c.readline().startswith("+OK")
+                    assert g.startswith(self.greeting), f"unexpected greeting {g!r}"
+                    command, replies = self.goodbye
+                    c.sendline(command)
+                    for r in replies:
+                        assert c.readline().startswith(r)
                     c.expect_eof()
                 finally:
                     c.close()
@@ -1193,16 +1202,8 @@ class Pop3Daemon(Daemon):
         c = Client.connect(self.tls_port if tls else self.port, source=source,
                            tls_ctx=client_context(self.tls_trust) if tls else None)
         g = c.readline()
-        assert g.startswith("+OK "), f"greeting {g!r}"
+        assert g.startswith(self.greeting + " "), f"greeting {g!r}"
         return c
-
-    def poplib(self, tls=False):
-        """A connected poplib.POP3 (poplib.POP3_SSL with tls=True)."""
-        import poplib
-        if tls:
-            return poplib.POP3_SSL("127.0.0.1", self.tls_port, timeout=READ_TIMEOUT,
-                                   context=client_context(self.tls_trust))
-        return poplib.POP3("127.0.0.1", self.port, timeout=READ_TIMEOUT)
 
     def deliver(self, user, message, mailbox=None):
         """Store a message (bytes) for user with `ternctl deliver`."""
@@ -1214,107 +1215,24 @@ class Pop3Daemon(Daemon):
         return os.path.join(self.auth.mail_root, user)
 
 
-@pytest.fixture
-def pop3d(workdir, auth_env, certs, mail_user):
-    """Factory: pop3d(conf={section: {key: value}}, tls=True, wait=True,
-    probe_source="127.0.0.1", measure_rss=False) starts tern-pop3d for
-    auth_env's users (add them with auth_env.add_user), listening on
-    127.0.0.1:<free port> (STLS) and, with tls=True, a TLS port. Stopped at
-    teardown and checked like echod's."""
-    _, uid, gid = mail_user
-    started = []
-    cert_path, key_path = prepare_mail_daemon(workdir, auth_env, certs, mail_user, "pop3")
+class Pop3Daemon(MailDaemon):
+    program = "tern-pop3d"
+    greeting = "+OK"
+    goodbye = ("QUIT", ["+OK"])
 
-    def start(conf=None, tls=True, wait=True, probe_source="127.0.0.1", measure_rss=False):
-        n = len(started)
-        plain_port, tls_port = free_ports(2)
-        base = {
-            "global": {"mail_user": MAIL_USER, "mail_root": auth_env.mail_root,
-                       "log_level": "debug"},
-            "tls": {"cert": cert_path, "key": key_path} if tls else
-                   {"cert": os.path.join(workdir, "no-cert.pem"),
-                    "key": os.path.join(workdir, "no-key.pem")},
-            "pop3": {"listen": f"127.0.0.1:{plain_port}",
-                     "listen_tls": f"127.0.0.1:{tls_port}" if tls else "",
-                     "shutdown_timeout": "5s"},
-            "auth": dict(auth_env.auth),
-        }
-        sections = merge_config(base, conf)
-        cfg_path = os.path.join(workdir, f"tern-pop3-{n}.conf")
-        install_file(render_config(sections).encode(), cfg_path, uid, gid, 0o644)
-        d = Pop3Daemon([pop3d_binary(), "-c", cfg_path], workdir, cfg_path, sections, "pop3")
-        d.auth = auth_env
-        d.tls_trust = [certs[0].cert]
-        d.shutdown_s = duration_seconds(sections["pop3"].get("shutdown_timeout"), 10.0)
-        started.append(d)
-        d.start(measure_rss=measure_rss)
-        if wait:
-            d.wait_ready(probe_source=probe_source)
-        return d
-
-    yield start
-
-    stop_daemons(started)
+    def poplib(self, tls=False):
+        """A connected poplib.POP3 (poplib.POP3_SSL with tls=True)."""
+        import poplib
+        if tls:
+            return poplib.POP3_SSL("127.0.0.1", self.tls_port, timeout=READ_TIMEOUT,
+                                   context=client_context(self.tls_trust))
+        return poplib.POP3("127.0.0.1", self.port, timeout=READ_TIMEOUT)
 
 
-# ------------------------------------------------------------------ IMAP
-#
-# tern-imapd with virtual users made by ternctl (an AuthEnv's users
-# database and mail_root), a plain port (STARTTLS) and an implicit-TLS port.
-
-
-def imapd_binary():
-    path = os.path.join(build_dir(), "imapd", "tern-imapd")
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"{path} is missing: build imapd/tern-imapd first")
-    return path
-
-
-class ImapDaemon(Daemon):
-    """A running tern-imapd. .port is its plain port, .tls_port its
-    implicit-TLS port (with tls=True), .auth the AuthEnv of its users."""
-
-    def wait_ready(self, probe_source="127.0.0.1", timeout=START_TIMEOUT):
-        """Every listener greets with * OK and answers LOGOUT."""
-        deadline = time.monotonic() + timeout
-        targets = [(p, False) for p in self._ports("listen")] + \
-                  [(p, True) for p in self._ports("listen_tls")]
-        probe_ports = []
-        for port, is_tls in targets:
-            while True:
-                if self.proc.poll() is not None:
-                    pytest.fail(f"tern-imapd exited with {self.proc.returncode}; "
-                                f"log:\n{self.log_tail()}")
-                try:
-                    c = Client.connect(port, source=probe_source,
-                                       tls_ctx=client_context(self.tls_trust) if is_tls else None)
-                except (OSError, ssl.SSLError):
-                    if time.monotonic() > deadline:
-                        pytest.fail(f"tern-imapd not accepting on {port} after {timeout}s; "
-                                    f"log:\n{self.log_tail()}")
-                    time.sleep(0.05)
-                    continue
-                try:
-                    probe_ports.append(c.local_port)
-                    g = c.readline()
-                    assert g.startswith("* OK"), f"unexpected greeting {g!r}"
-                    c.sendline("z LOGOUT")
-                    assert c.readline().startswith("* BYE")
-                    assert c.readline().startswith("z OK")
-                    c.expect_eof()
-                finally:
-                    c.close()
-                break
-        self.wait_released(probe_ports)
-
-    def client(self, tls=False, source=None):
-        """A raw Client on the plain port (tls=True: the TLS port), greeting
-        read."""
-        c = Client.connect(self.tls_port if tls else self.port, source=source,
-                           tls_ctx=client_context(self.tls_trust) if tls else None)
-        g = c.readline()
-        assert g.startswith("* OK "), f"greeting {g!r}"
-        return c
+class ImapDaemon(MailDaemon):
+    program = "tern-imapd"
+    greeting = "* OK"
+    goodbye = ("z LOGOUT", ["* BYE", "z OK"])
 
     def login(self, user, password, tls=False):
         """A raw Client, logged in (tag "l")."""
@@ -1333,26 +1251,13 @@ class ImapDaemon(Daemon):
                                      ssl_context=client_context(self.tls_trust))
         return imaplib.IMAP4("127.0.0.1", self.port, timeout=READ_TIMEOUT)
 
-    def deliver(self, user, message, mailbox=None):
-        """Store a message (bytes) for user with `ternctl deliver`."""
-        args = ["deliver", user] + (["-m", mailbox] if mailbox else [])
-        p = run_ternctl(self.auth.ctl_config(), *args, input=message)
-        assert p.returncode == 0, f"ternctl deliver: {p.stderr.decode(errors='replace')}"
 
-    def user_dir(self, user):
-        return os.path.join(self.auth.mail_root, user)
-
-
-@pytest.fixture
-def imapd(workdir, auth_env, certs, mail_user):
-    """Factory: imapd(conf={section: {key: value}}, tls=True, wait=True,
-    probe_source="127.0.0.1", measure_rss=False) starts tern-imapd for
-    auth_env's users (add them with auth_env.add_user), listening on
-    127.0.0.1:<free port> (STARTTLS) and, with tls=True, a TLS port.
-    Stopped at teardown and checked like echod's."""
+def mail_daemon_factory(cls, subdir, service, workdir, auth_env, certs, mail_user):
+    """The start() of the pop3d and imapd fixtures, and the list of what it
+    started (stop them with stop_daemons)."""
     _, uid, gid = mail_user
     started = []
-    cert_path, key_path = prepare_mail_daemon(workdir, auth_env, certs, mail_user, "imap")
+    cert_path, key_path = prepare_mail_daemon(workdir, auth_env, certs, mail_user, service)
 
     def start(conf=None, tls=True, wait=True, probe_source="127.0.0.1", measure_rss=False):
         n = len(started)
@@ -1363,24 +1268,46 @@ def imapd(workdir, auth_env, certs, mail_user):
             "tls": {"cert": cert_path, "key": key_path} if tls else
                    {"cert": os.path.join(workdir, "no-cert.pem"),
                     "key": os.path.join(workdir, "no-key.pem")},
-            "imap": {"listen": f"127.0.0.1:{plain_port}",
-                     "listen_tls": f"127.0.0.1:{tls_port}" if tls else "",
-                     "shutdown_timeout": "5s"},
+            service: {"listen": f"127.0.0.1:{plain_port}",
+                      "listen_tls": f"127.0.0.1:{tls_port}" if tls else "",
+                      "shutdown_timeout": "5s"},
             "auth": dict(auth_env.auth),
         }
         sections = merge_config(base, conf)
-        cfg_path = os.path.join(workdir, f"tern-imap-{n}.conf")
+        cfg_path = os.path.join(workdir, f"tern-{service}-{n}.conf")
         install_file(render_config(sections).encode(), cfg_path, uid, gid, 0o644)
-        d = ImapDaemon([imapd_binary(), "-c", cfg_path], workdir, cfg_path, sections, "imap")
+        d = cls([daemon_binary(subdir, cls.program), "-c", cfg_path], workdir, cfg_path,
+                sections, service)
         d.auth = auth_env
         d.tls_trust = [certs[0].cert]
-        d.shutdown_s = duration_seconds(sections["imap"].get("shutdown_timeout"), 10.0)
+        d.shutdown_s = duration_seconds(sections[service].get("shutdown_timeout"), 10.0)
         started.append(d)
         d.start(measure_rss=measure_rss)
         if wait:
             d.wait_ready(probe_source=probe_source)
         return d
 
-    yield start
+    return start, started
 
+
+@pytest.fixture
+def pop3d(workdir, auth_env, certs, mail_user):
+    """Factory: pop3d(conf={section: {key: value}}, tls=True, wait=True,
+    probe_source="127.0.0.1", measure_rss=False) starts tern-pop3d for
+    auth_env's users (add them with auth_env.add_user), listening on
+    127.0.0.1:<free port> (STLS) and, with tls=True, a TLS port. Stopped at
+    teardown and checked like echod's."""
+    start, started = mail_daemon_factory(Pop3Daemon, "pop3d", "pop3", workdir, auth_env,
+                                         certs, mail_user)
+    yield start
+    stop_daemons(started)
+
+
+@pytest.fixture
+def imapd(workdir, auth_env, certs, mail_user):
+    """Factory: imapd(...) as pop3d(...), for tern-imapd (STARTTLS on the
+    plain port)."""
+    start, started = mail_daemon_factory(ImapDaemon, "imapd", "imap", workdir, auth_env,
+                                         certs, mail_user)
+    yield start
     stop_daemons(started)
