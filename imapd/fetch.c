@@ -33,8 +33,6 @@
 #define HEADER_MAX (1024 * 1024)
 /* Part numbers in one section ("1.2.3"). */
 #define PATH_MAX_DEPTH 100
-/* A run of QP whitespace held until we know it is not trailing. */
-#define QP_WS_MAX 128
 
 /* -------------------------------------------------------------- items */
 
@@ -69,220 +67,30 @@ struct item {
 	uint64_t poff, plen;
 };
 
-enum cte { CTE_IDENTITY, CTE_BASE64, CTE_QP, CTE_UNKNOWN };
-
-/* ------------------------------------------------------------ decoding */
-
-/*
- * Content-transfer-encoding decoding (RFC 2045 §6.7, §6.8), streaming:
- * a base64 quantum, a QP escape or trailing whitespace split between two
- * pieces is carried over. Broken input is passed through or skipped,
- * never fatal. (storage's decoder is private to it.)
- */
-enum { QP_TEXT, QP_CR, QP_EQ, QP_EQ_HEX, QP_EQ_WS, QP_EQ_CR };
-
-struct decoder {
-	enum cte cte;
-	unsigned char q[4];
-	unsigned nq;
-	int qs;
-	unsigned char hex1;
-	unsigned char ws[QP_WS_MAX];
-	size_t nws;
-};
-
-/* Room dec_feed and dec_finish may need beyond the input's length. */
-#define DEC_SLACK (QP_WS_MAX + 8)
-
-static int hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-static size_t b64_feed(struct decoder *d, const unsigned char *in, size_t n, unsigned char *out)
-{
-	size_t k = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int v;
-
-		if (in[i] == '=') {
-			/* Padding completes the quantum so far. */
-			if (d->nq >= 2)
-				out[k++] = (unsigned char)(d->q[0] << 2 | d->q[1] >> 4);
-			if (d->nq == 3)
-				out[k++] = (unsigned char)(d->q[1] << 4 | d->q[2] >> 2);
-			d->nq = 0;
-			continue;
-		}
-		if ((v = base64_value(in[i], '/')) < 0)
-			continue;
-		d->q[d->nq++] = (unsigned char)v;
-		if (d->nq == 4) {
-			out[k++] = (unsigned char)(d->q[0] << 2 | d->q[1] >> 4);
-			out[k++] = (unsigned char)(d->q[1] << 4 | d->q[2] >> 2);
-			out[k++] = (unsigned char)(d->q[2] << 6 | d->q[3]);
-			d->nq = 0;
-		}
-	}
-	return k;
-}
-
-static size_t qp_flush_ws(struct decoder *d, unsigned char *out)
-{
-	size_t n = d->nws;
-
-	memcpy(out, d->ws, n);
-	d->nws = 0;
-	return n;
-}
-
-static size_t qp_feed(struct decoder *d, const unsigned char *in, size_t n, unsigned char *out)
-{
-	size_t k = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = in[i];
-again:
-		switch (d->qs) {
-		case QP_TEXT:
-			if (c == '=') {
-				k += qp_flush_ws(d, out + k);
-				d->qs = QP_EQ;
-			} else if (c == ' ' || c == '\t') {
-				if (d->nws == sizeof(d->ws))
-					k += qp_flush_ws(d, out + k);
-				d->ws[d->nws++] = c;
-			} else if (c == '\r') {
-				d->qs = QP_CR;
-			} else if (c == '\n') {
-				/* Whitespace at a line end is transport padding. */
-				d->nws = 0;
-				out[k++] = '\r';
-				out[k++] = '\n';
-			} else {
-				k += qp_flush_ws(d, out + k);
-				out[k++] = c;
-			}
-			break;
-		case QP_CR:
-			d->qs = QP_TEXT;
-			if (c == '\n') {
-				d->nws = 0;
-				out[k++] = '\r';
-				out[k++] = '\n';
-				break;
-			}
-			k += qp_flush_ws(d, out + k);
-			out[k++] = '\r';
-			goto again;
-		case QP_EQ:
-			if (hex_value(c) >= 0) {
-				d->hex1 = c;
-				d->qs = QP_EQ_HEX;
-			} else if (c == ' ' || c == '\t') {
-				d->qs = QP_EQ_WS;
-			} else if (c == '\r') {
-				d->qs = QP_EQ_CR;
-			} else if (c == '\n') {
-				d->qs = QP_TEXT;        /* soft line break */
-			} else {
-				out[k++] = '=';
-				d->qs = QP_TEXT;
-				goto again;
-			}
-			break;
-		case QP_EQ_HEX:
-			d->qs = QP_TEXT;
-			if (hex_value(c) >= 0) {
-				out[k++] = (unsigned char)(hex_value(d->hex1) << 4 | hex_value(c));
-				break;
-			}
-			out[k++] = '=';
-			out[k++] = d->hex1;
-			goto again;
-		case QP_EQ_WS:
-			/* "=" and whitespace before a line end: a soft break. */
-			if (c == ' ' || c == '\t')
-				break;
-			if (c == '\r' || c == '\n') {
-				d->qs = c == '\r' ? QP_EQ_CR : QP_TEXT;
-				break;
-			}
-			out[k++] = '=';
-			d->qs = QP_TEXT;
-			goto again;
-		case QP_EQ_CR:
-			d->qs = QP_TEXT;
-			if (c == '\n')
-				break;                  /* soft line break */
-			goto again;
-		}
-	}
-	return k;
-}
-
-/* Decode n bytes into out (room for n + DEC_SLACK): the bytes produced. */
-static size_t dec_feed(struct decoder *d, const unsigned char *in, size_t n, unsigned char *out)
-{
-	if (d->cte == CTE_BASE64)
-		return b64_feed(d, in, n, out);
-	return qp_feed(d, in, n, out);
-}
-
-/* What is still held at the end (room for DEC_SLACK). */
-static size_t dec_finish(struct decoder *d, unsigned char *out)
-{
-	size_t k = 0;
-
-	if (d->cte == CTE_BASE64) {
-		/* Lenient: a last quantum without its padding. */
-		if (d->nq >= 2)
-			out[k++] = (unsigned char)(d->q[0] << 2 | d->q[1] >> 4);
-		if (d->nq == 3)
-			out[k++] = (unsigned char)(d->q[1] << 4 | d->q[2] >> 2);
-		d->nq = 0;
-		return k;
-	}
-	k += qp_flush_ws(d, out);
-	if (d->qs == QP_EQ || d->qs == QP_EQ_HEX)
-		out[k++] = '=';
-	if (d->qs == QP_EQ_HEX)
-		out[k++] = d->hex1;
-	if (d->qs == QP_CR)
-		out[k++] = '\r';
-	d->qs = QP_TEXT;
-	return k;
-}
-
 /* ------------------------------------------------------------- sources */
 
 /*
  * The bytes of one section as they are sent: ident bytes as stored, then
- * raw bytes decoded (or as stored for CTE_IDENTITY). Reads the CRLF view.
+ * raw bytes decoded (or as stored for STORE_CTE_IDENTITY). Reads the CRLF
+ * view, SOURCE_RAW bytes at a time: pend holds what one piece decodes to.
  */
+#define SOURCE_RAW 16384
+
 struct source {
 	struct store_reader *r;
 	uint64_t ident_left;
 	uint64_t raw_left;
-	struct decoder dec;
-	bool finished;                  /* dec_finish done */
-	unsigned char pend[16384 + DEC_SLACK];
-	size_t pend_pos, pend_len;
+	struct store_decoder dec;
+	bool finished;                  /* store_decoder_finish done */
+	struct buf pend;
+	size_t pend_pos;
 };
 
 static int source_open(struct store_mailbox *mb, uint32_t uid, uint64_t offset,
-		       uint64_t ident, uint64_t raw, enum cte cte, struct source *s,
+		       uint64_t ident, uint64_t raw, enum store_cte cte, struct source *s,
 		       struct store_error *err)
 {
-	memset(s, 0, offsetof(struct source, pend));
-	s->pend_pos = s->pend_len = 0;
+	memset(s, 0, sizeof(*s));
 	if (store_reader_open(mb, uid, &s->r, err) < 0)
 		return -1;
 	if (store_reader_skip(s->r, offset) < 0) {
@@ -293,13 +101,16 @@ static int source_open(struct store_mailbox *mb, uint32_t uid, uint64_t offset,
 	}
 	s->ident_left = ident;
 	s->raw_left = raw;
-	s->dec.cte = cte;
+	store_decoder_init(&s->dec, cte);
+	/* What store_decoder_feed may write for one piece. */
+	buf_init(&s->pend, 2 * SOURCE_RAW + STORE_DECODER_SLACK);
 	return 0;
 }
 
 static void source_close(struct source *s)
 {
 	store_reader_close(&s->r);
+	buf_release(&s->pend);
 }
 
 /* Up to max bytes of the section: the count, 0 at its end, -1 when the
@@ -308,7 +119,7 @@ static ssize_t source_read(struct source *s, unsigned char *out, size_t max)
 {
 	ssize_t n;
 
-	if (s->ident_left > 0 || (s->dec.cte == CTE_IDENTITY && s->raw_left > 0)) {
+	if (s->ident_left > 0 || (s->dec.cte == STORE_CTE_IDENTITY && s->raw_left > 0)) {
 		uint64_t *left = s->ident_left > 0 ? &s->ident_left : &s->raw_left;
 
 		if (max > *left)
@@ -318,31 +129,35 @@ static ssize_t source_read(struct source *s, unsigned char *out, size_t max)
 		*left -= (uint64_t)n;
 		return n;
 	}
-	if (s->dec.cte == CTE_IDENTITY)
+	if (s->dec.cte == STORE_CTE_IDENTITY)
 		return 0;
-	while (s->pend_pos == s->pend_len) {
-		unsigned char raw[16384];
+	while (s->pend_pos == s->pend.len) {
+		unsigned char raw[SOURCE_RAW];
+		int r;
 
-		s->pend_pos = s->pend_len = 0;
+		buf_clear(&s->pend);
+		s->pend_pos = 0;
 		if (s->raw_left == 0) {
 			if (s->finished)
 				return 0;
 			s->finished = true;
-			s->pend_len = dec_finish(&s->dec, s->pend);
-			continue;
-		}
-		size_t want = s->raw_left < sizeof(raw) ? (size_t)s->raw_left : sizeof(raw);
+			r = store_decoder_finish(&s->dec, &s->pend);
+		} else {
+			size_t want = s->raw_left < sizeof(raw) ? (size_t)s->raw_left : sizeof(raw);
 
-		if ((n = store_reader_read(s->r, raw, want)) <= 0)
-			return -1;
-		s->raw_left -= (uint64_t)n;
-		s->pend_len = dec_feed(&s->dec, raw, (size_t)n, s->pend);
+			if ((n = store_reader_read(s->r, raw, want)) <= 0)
+				return -1;
+			s->raw_left -= (uint64_t)n;
+			r = store_decoder_feed(&s->dec, &s->pend, raw, (size_t)n);
+		}
+		if (r < 0)
+			return -1;              /* cannot happen: pend is large enough */
 	}
-	size_t take = s->pend_len - s->pend_pos;
+	size_t take = s->pend.len - s->pend_pos;
 
 	if (take > max)
 		take = max;
-	memcpy(out, s->pend + s->pend_pos, take);
+	memcpy(out, s->pend.data + s->pend_pos, take);
 	s->pend_pos += take;
 	return (ssize_t)take;
 }
@@ -833,7 +648,7 @@ static int read_header(struct store_mailbox *mb, uint32_t uid, const struct stor
 	*len_r = 0;
 	if (want == 0)
 		return 0;
-	if (source_open(mb, uid, sec->offset, 0, want, CTE_IDENTITY, &src, err) < 0)
+	if (source_open(mb, uid, sec->offset, 0, want, STORE_CTE_IDENTITY, &src, err) < 0)
 		return -1;
 	while (n < want) {
 		ssize_t got = source_read(&src, (unsigned char *)h + n, (size_t)want - n);
@@ -912,17 +727,20 @@ static bool value_is(const char *v, const char *word)
 /*
  * The content-transfer-encoding of a part, from its MIME header (the
  * message header for depth 0). Multipart and message parts are never
- * encoded (RFC 2045 §6.4): identity whatever the header says.
+ * encoded (RFC 2045 §6.4): identity whatever the header says. *known_r
+ * is false for an encoding BINARY cannot decode (*cte_r is then identity).
  */
 static int part_cte(struct store_mailbox *mb, uint32_t uid, const struct item *it,
-		    struct arena *a, enum cte *cte_r, struct store_error *err)
+		    struct arena *a, enum store_cte *cte_r, bool *known_r,
+		    struct store_error *err)
 {
 	struct store_section sec;
 	char *h;
 	size_t len;
 	const char *v;
 
-	*cte_r = CTE_IDENTITY;
+	*cte_r = STORE_CTE_IDENTITY;
+	*known_r = true;
 	if (store_section_locate(mb, uid, it->path, it->depth,
 				 it->depth > 0 ? STORE_SECTION_MIME : STORE_SECTION_HEADER, a,
 				 &sec, err) < 0)
@@ -940,13 +758,13 @@ static int part_cte(struct store_mailbox *mb, uint32_t uid, const struct item *i
 	while (*v == ' ' || *v == '\t')
 		v++;
 	if (*v == '\0' || value_is(v, "7bit") || value_is(v, "8bit") || value_is(v, "binary"))
-		*cte_r = CTE_IDENTITY;
+		*cte_r = STORE_CTE_IDENTITY;
 	else if (value_is(v, "base64"))
-		*cte_r = CTE_BASE64;
+		*cte_r = STORE_CTE_BASE64;
 	else if (value_is(v, "quoted-printable"))
-		*cte_r = CTE_QP;
+		*cte_r = STORE_CTE_QP;
 	else
-		*cte_r = CTE_UNKNOWN;
+		*known_r = false;
 	return 0;
 }
 
@@ -1083,7 +901,8 @@ static enum write_result write_section(struct imap_cmd *cmd, struct fetch_state 
 	struct buf *out = &cmd->out;
 	uint32_t uid = st->msg.uid;
 	struct store_section sec;
-	enum cte cte = CTE_IDENTITY;
+	enum store_cte cte = STORE_CTE_IDENTITY;
+	bool known;
 	uint64_t ident = 0, size;
 	bool nul = false;
 
@@ -1113,9 +932,9 @@ static enum write_result write_section(struct imap_cmd *cmd, struct fetch_state 
 		return WRITE_OK;
 	}
 	if (it->binary) {
-		if (part_cte(mb, uid, it, st->tmp, &cte, err) < 0)
+		if (part_cte(mb, uid, it, st->tmp, &cte, &known, err) < 0)
 			return err->code == STORE_ERR_NOTFOUND ? WRITE_GONE : WRITE_ERROR;
-		if (it->depth == 0 && cte != CTE_IDENTITY) {
+		if (it->depth == 0 && cte != STORE_CTE_IDENTITY) {
 			/* BINARY[] of a single-part message: its header as it is,
 			 * then the body decoded. */
 			struct store_section text;
@@ -1160,7 +979,7 @@ static enum write_result write_section(struct imap_cmd *cmd, struct fetch_state 
 	 * be skipped. */
 	uint64_t offset = sec.offset, raw = sec.size - ident;
 
-	if (cte == CTE_IDENTITY) {
+	if (cte == STORE_CTE_IDENTITY) {
 		offset += skip;
 		raw = size;
 		ident = 0;
@@ -1293,18 +1112,19 @@ static int begin_message(struct imap_cmd *cmd, struct fetch_state *st, uint32_t 
 		return 0;
 	for (size_t i = 0; i < st->nitems; i++) {
 		const struct item *it = &st->items[i];
-		enum cte cte;
+		enum store_cte cte;
+		bool known;
 
 		if (!it->binary)
 			continue;
-		if (part_cte(mb, uid, it, st->tmp, &cte, err) < 0) {
+		if (part_cte(mb, uid, it, st->tmp, &cte, &known, err) < 0) {
 			if (err->code == STORE_ERR_NOTFOUND) {
 				st->expunged = true;
 				return 0;
 			}
 			return -1;
 		}
-		if (cte == CTE_UNKNOWN) {
+		if (!known) {
 			*err_text = "NO [UNKNOWN-CTE] Cannot decode the part's "
 				    "Content-Transfer-Encoding";
 			return -1;

@@ -1,32 +1,51 @@
 /*
  * decode.c — streaming content-transfer-encoding decoders (RFC 2045
  * base64 and quoted-printable), for FETCH BINARY and for indexing text
- * parts. Input comes in pieces of any size; a base64 quantum or a QP
- * escape split across pieces is carried over. Invalid input is skipped
- * (and noted in d->errors), never fatal: mail in the wild is often broken.
+ * parts: store_decoder in storage.h, which says what they do with broken
+ * input. The output is made in a small array and appended in batches.
  */
 #include "mime-private.h"
 
 #include <string.h>
 #include <strings.h>
 
-enum mime_cte mime_cte_parse(const char *value)
+/* QP states: what the bytes held so far began. */
+enum {
+	QP_TEXT,
+	QP_CR,          /* "\r" */
+	QP_EQ,          /* "=" */
+	QP_EQ_HEX,      /* "=X", X in hex1 */
+	QP_EQ_WS,       /* "=" and whitespace (dropped: a soft break is likely) */
+	QP_EQ_CR,       /* "=" [whitespace] "\r" */
+};
+
+/* The most one input byte can add to the batch (held whitespace, then a
+ * held "\r" or "=X", then itself as CRLF). */
+#define STEP_MAX (STORE_DECODER_WS_MAX + 4)
+
+struct out_batch {
+	unsigned char data[4096];
+	size_t len;
+};
+
+enum store_cte mime_cte_parse(const char *value)
 {
 	if (value == NULL)
-		return MIME_CTE_IDENTITY;
+		return STORE_CTE_IDENTITY;
 	while (*value == ' ' || *value == '\t')
 		value++;
 	if (strncasecmp(value, "base64", 6) == 0)
-		return MIME_CTE_BASE64;
+		return STORE_CTE_BASE64;
 	if (strncasecmp(value, "quoted-printable", 16) == 0)
-		return MIME_CTE_QP;
-	return MIME_CTE_IDENTITY;
+		return STORE_CTE_QP;
+	return STORE_CTE_IDENTITY;
 }
 
-void mime_decoder_init(struct mime_decoder *d, enum mime_cte cte)
+void store_decoder_init(struct store_decoder *d, enum store_cte cte)
 {
 	memset(d, 0, sizeof(*d));
 	d->cte = cte;
+	d->qs = QP_TEXT;
 }
 
 static int hex_value(unsigned char c)
@@ -40,130 +59,208 @@ static int hex_value(unsigned char c)
 	return -1;
 }
 
-static int b64_feed(struct mime_decoder *d, struct buf *out, const unsigned char *s, size_t len)
+/* Append the batch to out once it may not hold another step (or always
+ * when force). */
+static int batch_flush(struct out_batch *b, struct buf *out, bool force)
 {
-	unsigned char tmp[3 * 256];
-	size_t n = 0;
+	if (!force && b->len + STEP_MAX <= sizeof(b->data))
+		return 0;
+	int ret = b->len > 0 && buf_append(out, b->data, b->len) < 0 ? BUF_ETOOBIG : 0;
 
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '=') {
-			/* Padding: the quantum so far is complete. */
-			if (d->npending == 2)
-				tmp[n++] = (unsigned char)(d->pending[0] << 2 | d->pending[1] >> 4);
-			else if (d->npending == 3) {
-				tmp[n++] = (unsigned char)(d->pending[0] << 2 | d->pending[1] >> 4);
-				tmp[n++] = (unsigned char)(d->pending[1] << 4 | d->pending[2] >> 2);
-			} else if (d->npending == 1) {
-				d->errors = true;
-			}
-			d->npending = 0;
-		} else {
-			int v = base64_value(s[i], '/');
-
-			if (v < 0) {
-				if (s[i] != '\r' && s[i] != '\n' && s[i] != ' ' && s[i] != '\t')
-					d->errors = true;
-				continue;
-			}
-			d->pending[d->npending++] = (unsigned char)v;
-			if (d->npending == 4) {
-				tmp[n++] = (unsigned char)(d->pending[0] << 2 | d->pending[1] >> 4);
-				tmp[n++] = (unsigned char)(d->pending[1] << 4 | d->pending[2] >> 2);
-				tmp[n++] = (unsigned char)(d->pending[2] << 6 | d->pending[3]);
-				d->npending = 0;
-			}
-		}
-		if (n > sizeof(tmp) - 3) {
-			if (buf_append(out, tmp, n) < 0)
-				return BUF_ETOOBIG;
-			n = 0;
-		}
-	}
-	return n > 0 && buf_append(out, tmp, n) < 0 ? BUF_ETOOBIG : 0;
+	b->len = 0;
+	return ret;
 }
 
-/* QP: "=XX" is a byte, "=" at a line end is a soft break, and trailing
- * whitespace on a line is dropped (RFC 2045 §6.7 rule 3). Whitespace is
- * held in pending until the next non-blank byte or line end decides. */
-static int qp_feed(struct mime_decoder *d, struct buf *out, const unsigned char *s, size_t len)
+static void put(struct out_batch *b, unsigned char c)
 {
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = s[i];
+	b->data[b->len++] = c;
+}
 
-		if (d->npending > 0 && d->pending[0] == '=') {
-			if (d->npending == 1) {
-				if (c == '\r') {
-					d->qp_soft_cr = true;
-					continue;
-				}
-				if (c == '\n') {
-					d->npending = 0;
-					d->qp_soft_cr = false;
-					continue;
-				}
-				if (d->qp_soft_cr || (c == ' ' || c == '\t')) {
-					/* "=" + whitespace up to the line end: soft. */
-					if (c == ' ' || c == '\t')
-						continue;
-					d->qp_soft_cr = false;
-				}
-				d->pending[d->npending++] = c;
-				continue;
-			}
-			int hi = hex_value(d->pending[1]), lo = hex_value(c);
+/* The bytes of the quantum so far, as if padding followed. */
+static void b64_pad(struct store_decoder *d, struct out_batch *b)
+{
+	if (d->nq >= 2)
+		put(b, (unsigned char)(d->q[0] << 2 | d->q[1] >> 4));
+	if (d->nq == 3)
+		put(b, (unsigned char)(d->q[1] << 4 | d->q[2] >> 2));
+	d->nq = 0;
+}
 
-			d->npending = 0;
-			if (hi < 0 || lo < 0) {
-				/* Not an escape: kept as it was (as Dovecot). */
+static int b64_feed(struct store_decoder *d, struct buf *out, const unsigned char *in, size_t n)
+{
+	struct out_batch b;
+
+	b.len = 0;
+	for (size_t i = 0; i < n; i++) {
+		int v;
+
+		if (in[i] == '=') {
+			/* Padding completes the quantum so far. */
+			if (d->nq == 1)
 				d->errors = true;
-				unsigned char raw[3] = { '=', d->pending[1], c };
-
-				if (buf_append(out, raw, 3) < 0)
-					return BUF_ETOOBIG;
-				continue;
+			b64_pad(d, &b);
+		} else if ((v = base64_value(in[i], '/')) < 0) {
+			if (in[i] != '\r' && in[i] != '\n' && in[i] != ' ' && in[i] != '\t')
+				d->errors = true;
+			continue;
+		} else {
+			d->q[d->nq++] = (unsigned char)v;
+			if (d->nq == 4) {
+				put(&b, (unsigned char)(d->q[0] << 2 | d->q[1] >> 4));
+				put(&b, (unsigned char)(d->q[1] << 4 | d->q[2] >> 2));
+				put(&b, (unsigned char)(d->q[2] << 6 | d->q[3]));
+				d->nq = 0;
 			}
-			unsigned char b = (unsigned char)(hi << 4 | lo);
-
-			if (buf_append(out, &b, 1) < 0)
-				return BUF_ETOOBIG;
-			continue;
 		}
-		if (c == '=') {
-			d->npending = 1;
-			d->pending[0] = '=';
-			d->qp_soft_cr = false;
-			continue;
-		}
-		if (buf_append(out, &c, 1) < 0)
+		if (batch_flush(&b, out, false) < 0)
 			return BUF_ETOOBIG;
 	}
-	return 0;
+	return batch_flush(&b, out, true);
 }
 
-int mime_decoder_feed(struct mime_decoder *d, struct buf *out, const void *data, size_t len)
+static void qp_flush_ws(struct store_decoder *d, struct out_batch *b)
+{
+	memcpy(b->data + b->len, d->ws, d->nws);
+	b->len += d->nws;
+	d->nws = 0;
+}
+
+/* A line end: whitespace before it is transport padding (RFC 2045 §6.7
+ * rule 3) and the line end is CRLF whatever it was. */
+static void qp_line_end(struct store_decoder *d, struct out_batch *b)
+{
+	d->nws = 0;
+	put(b, '\r');
+	put(b, '\n');
+}
+
+/* One byte of QP in state d->qs. */
+static void qp_byte(struct store_decoder *d, struct out_batch *b, unsigned char c)
+{
+again:
+	switch (d->qs) {
+	case QP_TEXT:
+		if (c == '=') {
+			qp_flush_ws(d, b);
+			d->qs = QP_EQ;
+		} else if (c == ' ' || c == '\t') {
+			if (d->nws == sizeof(d->ws))
+				qp_flush_ws(d, b);
+			d->ws[d->nws++] = c;
+		} else if (c == '\r') {
+			d->qs = QP_CR;
+		} else if (c == '\n') {
+			qp_line_end(d, b);
+		} else {
+			qp_flush_ws(d, b);
+			put(b, c);
+		}
+		break;
+	case QP_CR:
+		d->qs = QP_TEXT;
+		if (c == '\n') {
+			qp_line_end(d, b);
+			break;
+		}
+		/* A bare CR is text. */
+		qp_flush_ws(d, b);
+		put(b, '\r');
+		goto again;
+	case QP_EQ:
+		if (hex_value(c) >= 0) {
+			d->hex1 = c;
+			d->qs = QP_EQ_HEX;
+		} else if (c == ' ' || c == '\t') {
+			d->qs = QP_EQ_WS;
+		} else if (c == '\r') {
+			d->qs = QP_EQ_CR;
+		} else if (c == '\n') {
+			d->qs = QP_TEXT;        /* soft line break */
+		} else {
+			/* Not an escape: "=" as it was (RFC 2045 §6.7 note 2). */
+			d->errors = true;
+			put(b, '=');
+			d->qs = QP_TEXT;
+			goto again;
+		}
+		break;
+	case QP_EQ_HEX:
+		d->qs = QP_TEXT;
+		if (hex_value(c) >= 0) {
+			put(b, (unsigned char)(hex_value(d->hex1) << 4 | hex_value(c)));
+			break;
+		}
+		d->errors = true;
+		put(b, '=');
+		put(b, d->hex1);
+		goto again;
+	case QP_EQ_WS:
+		/* "=" and whitespace before a line end: a soft break. */
+		if (c == ' ' || c == '\t')
+			break;
+		if (c == '\r' || c == '\n') {
+			d->qs = c == '\r' ? QP_EQ_CR : QP_TEXT;
+			break;
+		}
+		d->errors = true;
+		put(b, '=');
+		d->qs = QP_TEXT;
+		goto again;
+	case QP_EQ_CR:
+		d->qs = QP_TEXT;
+		if (c == '\n')
+			break;                  /* soft line break */
+		d->errors = true;
+		goto again;
+	}
+}
+
+static int qp_feed(struct store_decoder *d, struct buf *out, const unsigned char *in, size_t n)
+{
+	struct out_batch b;
+
+	b.len = 0;
+	for (size_t i = 0; i < n; i++) {
+		qp_byte(d, &b, in[i]);
+		if (batch_flush(&b, out, false) < 0)
+			return BUF_ETOOBIG;
+	}
+	return batch_flush(&b, out, true);
+}
+
+int store_decoder_feed(struct store_decoder *d, struct buf *out, const void *data, size_t len)
 {
 	switch (d->cte) {
-	case MIME_CTE_BASE64:
+	case STORE_CTE_BASE64:
 		return b64_feed(d, out, data, len);
-	case MIME_CTE_QP:
+	case STORE_CTE_QP:
 		return qp_feed(d, out, data, len);
-	case MIME_CTE_IDENTITY:
+	case STORE_CTE_IDENTITY:
 		break;
 	}
-	return buf_append(out, data, len) < 0 ? BUF_ETOOBIG : 0;
+	return len > 0 && buf_append(out, data, len) < 0 ? BUF_ETOOBIG : 0;
 }
 
-int mime_decoder_finish(struct mime_decoder *d, struct buf *out)
+int store_decoder_finish(struct store_decoder *d, struct buf *out)
 {
-	int ret = 0;
+	struct out_batch b;
 
-	if (d->cte == MIME_CTE_BASE64 && d->npending > 1) {
-		/* Missing padding: decode what there is. */
-		ret = b64_feed(d, out, (const unsigned char *)"==", 4 - d->npending);
-	} else if (d->cte == MIME_CTE_QP && d->npending == 2) {
-		d->errors = true;
-		ret = buf_append(out, d->pending, 2) < 0 ? BUF_ETOOBIG : 0;
+	b.len = 0;
+	if (d->cte == STORE_CTE_BASE64) {
+		/* Lenient: a last quantum without its padding. */
+		b64_pad(d, &b);
+	} else if (d->cte == STORE_CTE_QP) {
+		/* Whitespace at the very end is kept (no line end follows). */
+		qp_flush_ws(d, &b);
+		if (d->qs == QP_EQ || d->qs == QP_EQ_HEX) {
+			d->errors = true;
+			put(&b, '=');
+		}
+		if (d->qs == QP_EQ_HEX)
+			put(&b, d->hex1);
+		if (d->qs == QP_CR)
+			put(&b, '\r');
+		d->qs = QP_TEXT;
 	}
-	d->npending = 0;
-	return ret;
+	return batch_flush(&b, out, true);
 }

@@ -41,7 +41,7 @@
 struct segment {
 	uint64_t start, end;            /* CRLF view */
 	bool header;
-	struct mime_decoder dec;
+	struct store_decoder dec;
 	const char *charset;            /* NULL: none given */
 };
 
@@ -96,7 +96,7 @@ static void collect(const struct mime_part *p, struct segment *segs, size_t *n, 
 
 		s->start = p->body_offset;
 		s->end = p->body_offset + p->body_size;
-		mime_decoder_init(&s->dec, mime_cte_parse(p->fields[MIME_F_CONTENT_TRANSFER_ENCODING]));
+		store_decoder_init(&s->dec, mime_cte_parse(p->fields[MIME_F_CONTENT_TRANSFER_ENCODING]));
 		s->charset = param_value(p->params, "charset");
 	}
 	for (const struct mime_part *c = p->children; c != NULL; c = c->next)
@@ -199,13 +199,13 @@ static void feed(struct segment *segs, size_t nsegs, size_t *cur, uint64_t vpos,
 			if (s->header)
 				buf_append(hdr_raw, p, (size_t)(to - from));
 			else
-				mime_decoder_feed(&s->dec, raw, p, (size_t)(to - from));
+				store_decoder_feed(&s->dec, raw, p, (size_t)(to - from));
 		}
 		if (s->end > vpos + n)
 			return;
 		/* The segment is complete. */
 		if (!s->header) {
-			mime_decoder_finish(&s->dec, raw);
+			store_decoder_finish(&s->dec, raw);
 			append_text(&doc->body, s->charset, raw);
 			buf_clear(raw);
 		}
@@ -265,7 +265,7 @@ struct store__fts_doc *store__fts_doc_build(int fd, const struct mime_part *root
 		for (; cur < nsegs; cur++) {
 			if (segs[cur].header)
 				continue;
-			mime_decoder_finish(&segs[cur].dec, &raw);
+			store_decoder_finish(&segs[cur].dec, &raw);
 			append_text(&doc->body, segs[cur].charset, &raw);
 			buf_clear(&raw);
 		}

@@ -18,6 +18,7 @@
 #define TERN_MIME_PRIVATE_H
 
 #include "common/common.h"
+#include "storage/storage.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -149,22 +150,8 @@ char *mime_decode_rfc2231(struct arena *a, const char *value);
 int mime_charset_to_utf8(struct buf *out, const char *charset, const void *data, size_t len);
 bool mime_utf8_valid(const void *data, size_t len);
 
-/* decode.c: streaming content-transfer-encoding decoders. */
-enum mime_cte { MIME_CTE_IDENTITY, MIME_CTE_BASE64, MIME_CTE_QP };
-
-struct mime_decoder {
-	enum mime_cte cte;
-	unsigned char pending[4];       /* base64 quantum or QP "=X" in progress */
-	unsigned npending;
-	bool qp_soft_cr;                /* "=" then CR seen */
-	bool errors;                    /* invalid input was skipped */
-};
-
-enum mime_cte mime_cte_parse(const char *value);
-void mime_decoder_init(struct mime_decoder *d, enum mime_cte cte);
-/* Decode len more bytes, appending to out: 0, or BUF_ETOOBIG. */
-int mime_decoder_feed(struct mime_decoder *d, struct buf *out, const void *data, size_t len);
-/* Flush what is pending at the end of the input. */
-int mime_decoder_finish(struct mime_decoder *d, struct buf *out);
+/* The encoding a Content-Transfer-Encoding value names (leniently: by its
+ * start); IDENTITY for NULL and for any other. */
+enum store_cte mime_cte_parse(const char *value);
 
 #endif

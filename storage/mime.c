@@ -264,10 +264,10 @@ static void header_done(struct mime_parser *p)
 	}
 	if (ieq(part->type, "message") &&
 	    (ieq(part->subtype, "rfc822") || ieq(part->subtype, "global"))) {
-		enum mime_cte cte = mime_cte_parse(part->fields[MIME_F_CONTENT_TRANSFER_ENCODING]);
+		enum store_cte cte = mime_cte_parse(part->fields[MIME_F_CONTENT_TRANSFER_ENCODING]);
 
 		part->kind = MIME_MESSAGE;
-		if (cte != MIME_CTE_IDENTITY || !room) {
+		if (cte != STORE_CTE_IDENTITY || !room) {
 			/* An encoded message cannot be parsed as it stands. */
 			return;
 		}

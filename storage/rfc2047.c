@@ -48,20 +48,20 @@ static size_t decode_word(struct buf *out, const char *s)
 
 	if (star != NULL)
 		*star = '\0';
-	struct mime_decoder d;
+	struct store_decoder d;
 	struct buf raw;
 
 	buf_init(&raw, MIME_FIELD_MAX);
 	if (enc == 'B' || enc == 'b') {
-		mime_decoder_init(&d, MIME_CTE_BASE64);
-		mime_decoder_feed(&d, &raw, text, (size_t)(end - text));
-		mime_decoder_finish(&d, &raw);
+		store_decoder_init(&d, STORE_CTE_BASE64);
+		store_decoder_feed(&d, &raw, text, (size_t)(end - text));
+		store_decoder_finish(&d, &raw);
 	} else if (enc == 'Q' || enc == 'q') {
 		/* Q: "_" is a space; otherwise like quoted-printable. */
-		mime_decoder_init(&d, MIME_CTE_QP);
+		store_decoder_init(&d, STORE_CTE_QP);
 		for (const char *c = text; c < end; c++)
-			mime_decoder_feed(&d, &raw, *c == '_' ? " " : c, 1);
-		mime_decoder_finish(&d, &raw);
+			store_decoder_feed(&d, &raw, *c == '_' ? " " : c, 1);
+		store_decoder_finish(&d, &raw);
 	} else {
 		buf_release(&raw);
 		return 0;

@@ -440,6 +440,53 @@ int store_section_locate(struct store_mailbox *mb, uint32_t uid, const uint32_t 
 int store_header_filter(const void *header, size_t len, const char *const *fields,
 			size_t nfields, bool not, struct buf *out);
 
+/* ------------------------------------------------- transfer encodings */
+
+/*
+ * Streaming content-transfer-encoding decoders (RFC 2045 §6.7
+ * quoted-printable, §6.8 base64), for FETCH BINARY and for indexing text
+ * parts. Input comes in pieces of any size: a base64 quantum, a QP escape
+ * or a run of QP whitespace split between pieces is carried over. Broken
+ * input is never fatal (mail in the wild often is): a QP "=" that starts
+ * no escape is passed through, a byte outside the base64 alphabet is
+ * skipped, and either sets errors. QP line ends come out as CRLF, without
+ * the whitespace before them (§6.7 rule 3). Pure computation: never
+ * blocks.
+ */
+enum store_cte { STORE_CTE_IDENTITY, STORE_CTE_BASE64, STORE_CTE_QP };
+
+/* A run of QP whitespace held until it is known not to end a line; a
+ * longer one is passed through as it comes. */
+#define STORE_DECODER_WS_MAX 128
+/* Bytes a decoder may hold between calls, so a call may write them on
+ * top of the output of its own input. */
+#define STORE_DECODER_SLACK (STORE_DECODER_WS_MAX + 8)
+
+struct store_decoder {
+	enum store_cte cte;
+	bool errors;                    /* invalid input was passed through or skipped */
+	/* The rest is the decoder's. */
+	unsigned char q[4];             /* base64 quantum so far */
+	unsigned nq;
+	int qs;                         /* QP state */
+	unsigned char hex1;             /* QP "=X": the X */
+	unsigned char ws[STORE_DECODER_WS_MAX];
+	size_t nws;
+};
+
+void store_decoder_init(struct store_decoder *d, enum store_cte cte);
+/*
+ * Decode len more bytes, appending at most 2 * len + STORE_DECODER_SLACK
+ * bytes to out (a QP bare LF becomes CRLF). 0, or BUF_ETOOBIG when out's
+ * maximum was reached: out then holds part of the output, and the rest of
+ * the input is lost.
+ */
+int store_decoder_feed(struct store_decoder *d, struct buf *out, const void *data, size_t len);
+/* The end of the input: append what is still held (at most
+ * STORE_DECODER_SLACK bytes). 0, or BUF_ETOOBIG. The decoder is then
+ * ready for new input (errors stays as it is). */
+int store_decoder_finish(struct store_decoder *d, struct buf *out);
+
 /* ------------------------------------------------------------- search */
 
 /*

@@ -119,14 +119,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mime_params_parse(ar, value, &first);
 	mime_address_parse(ar, value, 1000);
 	mime_decode_rfc2231(ar, value);
-	for (enum mime_cte cte = MIME_CTE_IDENTITY; cte <= MIME_CTE_QP; cte++) {
-		struct mime_decoder d;
+	for (enum store_cte cte = STORE_CTE_IDENTITY; cte <= STORE_CTE_QP; cte++) {
+		struct store_decoder d;
 		struct buf out;
 
 		buf_init(&out, 64 << 20);
-		mime_decoder_init(&d, cte);
-		mime_decoder_feed(&d, &out, data, size);
-		mime_decoder_finish(&d, &out);
+		store_decoder_init(&d, cte);
+		store_decoder_feed(&d, &out, data, size);
+		store_decoder_finish(&d, &out);
 		buf_release(&out);
 	}
 	arena_free(&ar);
