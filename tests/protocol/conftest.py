@@ -1184,7 +1184,10 @@ class MailDaemon(Daemon):
                     continue
                 try:
                     probe_ports.append(c.local_port)
-                    g = c.readline()
+                    try:
+                        g = c.readline()
+                    except AssertionError as e:
+                        pytest.fail(f"{self.program} on {port}: {e}; log:\n{self.log_tail()}")
                     assert g.startswith(self.greeting), f"unexpected greeting {g!r}"
                     command, replies = self.goodbye
                     c.sendline(command)
