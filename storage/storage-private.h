@@ -55,6 +55,7 @@ struct store_user {
 	ino_t index_ino;
 	struct store_quota quota;
 	bool has_quota;
+	int64_t busy_since;     /* when the current wait for a lock began */
 };
 
 /* One folder's on-disk state (tern-uidstate). */

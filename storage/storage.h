@@ -336,6 +336,9 @@ enum store_flag_op { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
  * unchanged_since (CONDSTORE) 0 means unconditional; otherwise messages
  * whose modseq is above it are not changed and are counted in
  * *failed_r (may be NULL). Every changed message gets a new modseq.
+ * Many UIDs are changed in batches of a few hundred, each its own
+ * transaction (other writers wait for one batch, not all): after a
+ * failure, earlier batches stay changed.
  */
 int store_mailbox_set_flags(struct store_mailbox *mb, const uint32_t *uids, size_t count,
 			    enum store_flag_op op, uint32_t flags,
