@@ -154,6 +154,7 @@ static const struct cfg_key cfg_keys[] = {
 	{ "imap", "append_limit", CFG_SIZE, G(imap_append_limit), KIB, 4 * GIB, NULL, { "64M" } },
 	{ "imap", "max_nesting", CFG_UINT, G(imap_max_nesting), 1, 256, NULL, { "32" } },
 	{ "imap", "max_sequence_ranges", CFG_UINT, G(imap_max_sequence_ranges), 16, 1000000, NULL, { "65536" } },
+	{ "imap", "max_user_connections_per_ip", CFG_UINT, G(imap_max_user_connections_per_ip), 0, 1000000, NULL, { "50" } },
 
 	/* [pop3] only. */
 	{ "pop3", "uidl_format", CFG_ENUM, G(pop3_uidl_format), 0, 0, uidl_formats, { "dovecot" } },

@@ -221,6 +221,7 @@ struct cfg {
 	uint64_t imap_append_limit;     /* largest APPEND message (APPENDLIMIT) */
 	uint32_t imap_max_nesting;      /* parenthesised lists inside lists */
 	uint32_t imap_max_sequence_ranges; /* ranges in one sequence set */
+	uint32_t imap_max_user_connections_per_ip; /* logged-in sessions; 0: no limit */
 	/* [pop3] only */
 	enum cfg_uidl_format pop3_uidl_format;
 	uint64_t pop3_login_delay_ms;   /* 0: no LOGIN-DELAY */

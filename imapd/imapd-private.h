@@ -67,6 +67,7 @@ struct imap_settings {
 	uint64_t append_limit;          /* [imap] append_limit: APPENDLIMIT */
 	unsigned max_nesting;           /* [imap] max_nesting, after login */
 	unsigned max_sequence_ranges;   /* [imap] max_sequence_ranges */
+	uint32_t max_user_connections_per_ip; /* [imap]; 0: no limit */
 	uint32_t max_failures;          /* [auth] max_failures */
 };
 
@@ -154,6 +155,7 @@ struct imap_session {
 	void (*out_step)(struct imap_cmd *cmd);
 	bool compressed;                /* COMPRESS DEFLATE is active */
 	char *user;                     /* logged in as (for logs and QUOTA) */
+	char *userip;                   /* counted in login.c's user+address table */
 	/* AUTHENTICATE in progress (client lines go to SASL). */
 	struct sasl *sasl;
 	const char *sasl_mech;
@@ -301,6 +303,9 @@ void imap__cmd_authenticate(struct imap_cmd *cmd);   /* loop */
 void imap__sasl_input(struct imap_session *s, const char *line, size_t len);
 /* Cancel a check or exchange in flight (STARTTLS, close). */
 void imap__auth_cancel(struct imap_session *s);
+/* The session is gone: it no longer counts against its user and address
+ * ([imap] max_user_connections_per_ip). */
+void imap__login_release(struct imap_session *s);
 bool imap__plaintext_allowed(const struct imap_session *s);
 
 /* ----------------------------------------------------------- selected.c */

@@ -14,12 +14,15 @@
  * get "NO [AUTHENTICATIONFAILED]", disabled accounts "NO
  * [CONTACTADMIN]", temporary failures "NO [UNAVAILABLE]" (RFC 5530).
  * After [auth] max_failures the connection is closed; the failure delay
- * comes from the auth client.
+ * comes from the auth client. A login beyond [imap]
+ * max_user_connections_per_ip sessions of one user from one address gets
+ * NO [LIMIT] and its connection is closed (DESIGN "Network and TLS").
  *
  * Neither passwords nor SASL lines are ever logged; copies are wiped.
  */
 #include "imapd-private.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +37,72 @@ void imap__auth_cancel(struct imap_session *s)
 	if (s->auth != NULL)
 		auth_request_cancel(s->auth);
 	s->auth = NULL;
+}
+
+/* ------------------------------------------- sessions per user+address */
+
+/* Logged-in sessions by "user address": a chained hash table on the loop
+ * thread, an entry per pair with sessions. */
+#define USERIP_BUCKETS 4096
+
+struct userip {
+	struct userip *next;
+	uint32_t sessions;
+	char key[];
+};
+
+static struct userip *userips[USERIP_BUCKETS];
+
+static struct userip **userip_slot(const char *key)
+{
+	uint32_t h = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
+		h = (h ^ *p) * 16777619u;
+	struct userip **e = &userips[h % USERIP_BUCKETS];
+
+	while (*e != NULL && strcmp((*e)->key, key) != 0)
+		e = &(*e)->next;
+	return e;
+}
+
+/* Count the session against its user and address: false (nothing
+ * counted) when that would pass the limit. */
+static bool userip_take(struct imap_session *s, const char *user)
+{
+	char *key = xcalloc(1, strlen(user) + strlen(conn_remote_ip(s->conn)) + 2);
+
+	sprintf(key, "%s %s", user, conn_remote_ip(s->conn));
+	struct userip **e = userip_slot(key);
+	uint32_t limit = imap__set.max_user_connections_per_ip;
+
+	if (*e != NULL && limit != 0 && (*e)->sessions >= limit) {
+		free(key);
+		return false;
+	}
+	if (*e == NULL) {
+		*e = xcalloc(1, sizeof(**e) + strlen(key) + 1);
+		strcpy((*e)->key, key);
+	}
+	(*e)->sessions++;
+	s->userip = key;
+	return true;
+}
+
+void imap__login_release(struct imap_session *s)
+{
+	if (s->userip == NULL)
+		return;
+	struct userip **e = userip_slot(s->userip);
+
+	if (*e != NULL && --(*e)->sessions == 0) {
+		struct userip *gone = *e;
+
+		*e = gone->next;
+		free(gone);
+	}
+	free(s->userip);
+	s->userip = NULL;
 }
 
 /* ------------------------------------------------------ the store opens */
@@ -56,6 +125,7 @@ static void open_finish(struct imap_cmd *cmd)
 	const struct store_error *err = cmd->priv;
 
 	if (s->mail.store == NULL) {
+		imap__login_release(s);
 		log_error("cannot open the mail store: %s", err->msg);
 		imap__tagged(cmd, "NO", "[UNAVAILABLE] Cannot open the mailbox, try again later (%s)",
 			     conn_session_id(s->conn));
@@ -80,6 +150,17 @@ static void logged_in(struct imap_session *s, const struct auth_user *user)
 	struct imap_cmd *cmd = s->cmd;
 	struct log_ctx *ctx = conn_log_ctx(s->conn);
 	size_t n = strnlen(user->name, sizeof(ctx->user) - 1);
+
+	if (!userip_take(s, user->name)) {
+		log_info("login refused: user=%s has %u sessions from this address", user->name,
+			 imap__set.max_user_connections_per_ip);
+		conn_printf(s->conn, "%s NO [LIMIT] Too many sessions of this user from your "
+			    "address (%u)\r\n", cmd->tag, imap__set.max_user_connections_per_ip);
+		conn_close(s->conn, "too many sessions of the user from the address");
+		s->state = IMAP_STATE_LOGOUT;
+		imap__cmd_end(cmd);
+		return;
+	}
 
 	memcpy(ctx->user, user->name, n);
 	ctx->user[n] = '\0';

@@ -19,6 +19,7 @@ static void settings_load(const struct cfg *cfg)
 	imap__set.append_limit = cfg->imap_append_limit;
 	imap__set.max_nesting = cfg->imap_max_nesting;
 	imap__set.max_sequence_ranges = cfg->imap_max_sequence_ranges;
+	imap__set.max_user_connections_per_ip = cfg->imap_max_user_connections_per_ip;
 	imap__set.max_failures = cfg->auth_max_failures;
 }
 

@@ -892,6 +892,7 @@ static void imap_refuse(struct conn *c, enum conn_refusal why)
 
 static void session_free(struct imap_session *s)
 {
+	imap__login_release(s);
 	if (s->cmd_mem != NULL) {
 		arena_free(&s->cmd_mem->a);
 		buf_release(&s->cmd_mem->out);

@@ -162,6 +162,34 @@ def test_login_with_quoted_and_literal_password(server, auth_env):
     assert c.response()[-1].startswith("c OK ")
 
 
+def test_sessions_per_user_and_address(imapd, auth_env):
+    """ROBUSTNESS 23: one session more than [imap]
+    max_user_connections_per_ip of one user from one address is refused
+    with [LIMIT], and only that one; another user, or a slot freed by a
+    logout, logs in."""
+    auth_env.add_user(USER, PASSWORD)
+    auth_env.add_user("bob", "pw-bob")
+    d = imapd({"imap": {"max_user_connections_per_ip": "2"}})
+    a, b = d.login(USER, PASSWORD), d.login(USER, PASSWORD)
+    c = d.client()
+    assert c.cmd(f'l LOGIN "{USER}" "{PASSWORD}"') == \
+        ["l NO [LIMIT] Too many sessions of this user from your address (2)"]
+    c.expect_eof()
+    assert d.login("bob", "pw-bob").cmd("n NOOP") == ["n OK NOOP completed"]
+    assert a.cmd("n NOOP") == ["n OK NOOP completed"]
+    b.sendline("o LOGOUT")
+    assert b.readline() == "* BYE Logging out"
+    b.expect_eof()
+    deadline = time.monotonic() + 5
+    while True:
+        c = d.client()
+        r = c.cmd(f'l LOGIN "{USER}" "{PASSWORD}"')
+        if r[-1].startswith("l OK") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert r[-1].startswith("l OK"), r
+
+
 def test_too_many_failures_disconnects(imapd, auth_env):
     auth_env.add_user(USER, PASSWORD)
     d = imapd({"auth": {"max_failures": "2"}})
@@ -526,7 +554,8 @@ def test_many_idle_sessions_memory(imapd, auth_env):
     """Sessions idling on INBOX cost little: 200 of them grow the daemon by
     well under 200 x 64 KiB (the number per session goes to the bench)."""
     auth_env.add_user(USER, PASSWORD)
-    server = imapd({"imap": {"max_connections_per_ip": "0"}}, measure_rss=True)
+    server = imapd({"imap": {"max_connections_per_ip": "0",
+                             "max_user_connections_per_ip": "0"}}, measure_rss=True)
     server.deliver(USER, msg(1))
     base = vmrss_kib(server.pid)
     clients = []
