@@ -11,8 +11,9 @@
  * then checked for the substring, so the result is what a scan of every
  * message would give. Shorter strings scan the stored text of every
  * message of the mailbox. Messages still waiting for their text
- * (fts_pending: an index from before the text index) are read from their
- * files, and their text is kept for the next search. EMAILID hashes each
+ * (fts_pending: an index from before the text index, a Maildir adopted in
+ * bulk) are read from their files, and the text of up to
+ * STORE_SEARCH_KEEP_MAX of them is kept for the next searches. EMAILID hashes each
  * message's GUID (objectid.c); THREADID matches nothing.
  */
 #include "storage-private.h"
@@ -471,15 +472,16 @@ static char *fts_query(const char *col, const char *s)
 /* Store the document read for a pending message (relname "new/..." or
  * "cur/...": its GUID is the file name's base), so that the next search
  * need not read the file: in transactions of KEEP_BATCH, committed when
- * doc is NULL. *kept counts the open transaction's documents, -1 once a
- * write failed (a busy or full index: the messages stay pending). */
-static void keep_doc(struct store_user *u, int *kept, const char *relname,
+ * doc is NULL, at most *budget of them. *kept counts the open
+ * transaction's documents, -1 once a write failed (a busy or full index:
+ * the messages stay pending). */
+static void keep_doc(struct store_user *u, int *kept, int *budget, const char *relname,
 		     const struct store__fts_doc *doc)
 {
 	struct store_error err = { 0 };
 	struct store_filename fn;
 
-	if (*kept < 0)
+	if (*kept < 0 || (doc != NULL && *budget <= 0))
 		return;
 	if (doc == NULL || *kept == KEEP_BATCH) {
 		if (*kept > 0 && store__commit(u, &err) < 0)
@@ -500,6 +502,7 @@ static void keep_doc(struct store_user *u, int *kept, const char *relname,
 	if (store__fts_insert(u, fn.base, doc, &err) < 0)
 		goto fail;
 	(*kept)++;
+	(*budget)--;
 	return;
 fail:
 	store__rollback(u);
@@ -515,7 +518,7 @@ static int eval_pending(struct search_ctx *c, const struct store_search *s, uint
 	sqlite3_stmt *st;
 	uint32_t *uids = NULL;
 	size_t n = 0, cap = 0;
-	int rc, kept = 0;
+	int rc, kept = 0, budget = STORE_SEARCH_KEEP_MAX;
 
 	if (sqlite3_prepare_v2(u->db, "SELECT uid FROM fts_pending WHERE mailbox_id = ?", -1,
 			       &st, NULL) != SQLITE_OK)
@@ -556,10 +559,10 @@ static int eval_pending(struct search_ctx *c, const struct store_search *s, uint
 		}
 		out[seq - 1] = text_test(c, s, (const char *)doc->hdr.data, doc->hdr.len,
 					 (const char *)doc->body.data, doc->body.len);
-		keep_doc(u, &kept, row.filename, doc);
+		keep_doc(u, &kept, &budget, row.filename, doc);
 		store__fts_doc_unref(&doc);
 	}
-	keep_doc(u, &kept, NULL, NULL);
+	keep_doc(u, &kept, &budget, NULL, NULL);
 	free(uids);
 	return c->err->code == STORE_ERR_NONE ? 0 : -1;
 }

@@ -33,6 +33,15 @@
 #define STORE_RESCAN_INTERVAL_S 3600
 /* Files left in tmp/ longer than this are removed (Maildir's rule). */
 #define STORE_TMP_MAX_AGE_S (36 * 3600)
+/* A sync that finds more unknown files than this in one folder adopts
+ * them with their index rows only, leaving their structure and text to be
+ * parsed on first use (sync.c). */
+#define STORE_ADOPT_EAGER_MAX 256
+/* Texts a search keeps of the pending messages it reads from their files
+ * (search.c): the first search after a bulk adoption reads every one, so
+ * its result is exact, but stores only this many; later searches store
+ * the rest. Each search thus costs little more than reading the files. */
+#define STORE_SEARCH_KEEP_MAX 2000
 
 /* Statements prepared once per index connection (store__stmt): those run
  * once per message on hot paths (FETCH, RETR, STORE). */

@@ -480,6 +480,7 @@ struct sync_ctx {
 	bool changed;
 	bool durable;           /* UIDs handed out or expunges recorded */
 	bool trust_uids;
+	bool lazy;              /* adopting many files: index rows only */
 	struct store_digest digest[STORE_DIGEST_DIRS]; /* of the names now expected */
 	uint32_t *used_uids;    /* trust_uids: UIDs taken so far, sorted */
 	size_t used_count, used_cap;
@@ -633,6 +634,15 @@ static int add_file(struct sync_ctx *sc, struct disk_entry *de, bool new_guid,
 	sc->durable = true;
 	if (exec_stmt(sc->u, st, err, "insert message") < 0)
 		return -1;
+	digest_add(sc->u, &sc->digest[de->relname[0] == 'n' ? STORE_DIGEST_NEW : STORE_DIGEST_CUR],
+		   relname, strlen(relname), true);
+	/* Adopting many files at once (a migrated Maildir, a rebuild): the
+	 * row only. The structure is parsed on first use (message-meta.c,
+	 * search.c, sort.c) and the message stays in fts_pending (its insert
+	 * trigger), read from its file by search until a search keeps its
+	 * text. */
+	if (sc->lazy)
+		return 0;
 	/* The message's structure, parsed now (message-meta.c); a file that
 	 * cannot be read gets it on demand later. */
 	struct store__meta *m = store__meta_parse_file(newpath, err);
@@ -648,11 +658,7 @@ static int add_file(struct sync_ctx *sc, struct disk_entry *de, bool new_guid,
 			return -1;
 	}
 	/* Its text for SEARCH (fts.c). */
-	if (store__fts_adopt(sc->u, newpath, fn.base, err) < 0)
-		return -1;
-	digest_add(sc->u, &sc->digest[de->relname[0] == 'n' ? STORE_DIGEST_NEW : STORE_DIGEST_CUR],
-		   relname, strlen(relname), true);
-	return 0;
+	return store__fts_adopt(sc->u, newpath, fn.base, err);
 }
 
 static int expunge_row(struct sync_ctx *sc, uint32_t uid, struct store_error *err)
@@ -776,7 +782,13 @@ static int reconcile(struct sync_ctx *sc, struct store_error *err)
 		}
 	}
 	/* Unknown files (in entry_cmp order). A second file with a GUID
-	 * already matched gets a GUID of its own. */
+	 * already matched gets a GUID of its own. More than
+	 * STORE_ADOPT_EAGER_MAX of them are adopted lazily (add_file). */
+	size_t unknown = 0;
+
+	for (size_t i = 0; i < disk.count; i++)
+		unknown += !disk.files[i].matched;
+	sc->lazy = unknown > STORE_ADOPT_EAGER_MAX;
 	for (size_t i = 0; i < disk.count; i++) {
 		struct disk_entry *de = &disk.files[i];
 

@@ -1411,6 +1411,135 @@ static void test_object_ids(void **state)
 	arena_free(&a);
 }
 
+/* One number from the index, read beside the store's own connection. */
+static long long db_count(struct fixture *f, const char *sql)
+{
+	char path[512];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	long long n = -1;
+
+	snprintf(path, sizeof(path), "%s/index.sqlite", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/* UIDs of a search with one key, as a byte per UID (1..max). */
+static void search_uids(struct store_mailbox *mb, const struct store_search *s, uint8_t *hit,
+			uint32_t max)
+{
+	struct arena *a = arena_new(0);
+	struct store_error err = { 0 };
+	uint32_t *uids;
+	size_t n;
+
+	memset(hit, 0, max + 1);
+	if (store_mailbox_search(mb, s, a, &uids, &n, &err) < 0)
+		fail_msg("search: %s", err.msg);
+	for (size_t i = 0; i < n; i++) {
+		assert_true(uids[i] >= 1 && uids[i] <= max);
+		hit[uids[i]] = 1;
+	}
+	arena_free(&a);
+}
+
+/* More than STORE_ADOPT_EAGER_MAX files found at once (a migrated
+ * Maildir) are adopted with their rows only: no message_meta, all in
+ * fts_pending. Structure, header keys and BODY still answer exactly, and
+ * a BODY search keeps at most STORE_SEARCH_KEEP_MAX texts. A few files
+ * dropped later take the eager path. */
+static void test_bulk_adoption_is_lazy(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	enum { BULK = 600 };
+	char path[4096], text[512];
+
+	for (int i = 0; i < BULK; i++) {
+		bool special = i % 50 == 7;
+
+		snprintf(path, sizeof(path), "%s/Maildir/cur/17000%05d.M%dP1.oldhost:2,S", f->dir, i,
+			 i);
+		snprintf(text, sizeof(text),
+			 "From: Sender %d <s%d@example.org>\nSubject: %s %d\n"
+			 "Content-Type: text/plain\nContent-Transfer-Encoding: %s\n\n%s\n",
+			 i, i, special ? "Quarterly report" : "Note", i,
+			 special ? "base64" : "7bit",
+			 /* "about the zebrafish tank" */
+			 special ? "YWJvdXQgdGhlIHplYnJhZmlzaCB0YW5r" : "plain words only");
+		write_file(path, text);
+	}
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	assert_int_equal(store_mailbox_count(mb), BULK);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM message_meta"), 0);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_pending"), BULK);
+
+	/* Which UIDs should match, from the files themselves. */
+	uint8_t want[BULK + 1] = { 0 }, hit[BULK + 1];
+	uint32_t special_uid = 0;
+
+	for (uint32_t seq = 1; seq <= BULK; seq++) {
+		uint32_t uid = store_mailbox_msg(mb, seq)->uid;
+
+		assert_true(uid >= 1 && uid <= BULK);
+		want[uid] = strstr(read_all(mb, uid), "Quarterly report") != NULL;
+		if (want[uid] && special_uid == 0)
+			special_uid = uid;
+	}
+	assert_int_not_equal(special_uid, 0);
+
+	/* ENVELOPE parsed on demand, and its row kept. */
+	struct arena *a = arena_new(0);
+	struct store_msg_structure ms;
+
+	assert_int_equal(store_msg_structure(mb, special_uid, a, &ms, &err), 0);
+	assert_non_null(strstr(ms.envelope, "\"Quarterly report "));
+	assert_true(strstr(ms.bodystructure, "\"BASE64\"") != NULL ||
+		    strstr(ms.bodystructure, "\"base64\"") != NULL);
+	arena_free(&a);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM message_meta"), 1);
+
+	struct store_search subj = { .kind = STORE_SEARCH_SUBJECT, .str = "quarterly REPORT" };
+	struct store_search hdr = { .kind = STORE_SEARCH_HEADER, .header = "Subject",
+				    .str = "quarterly" };
+	struct store_search body = { .kind = STORE_SEARCH_BODY, .str = "ZebraFish" };
+
+	search_uids(mb, &subj, hit, BULK);
+	assert_memory_equal(hit, want, sizeof(want));
+	/* The first BODY search reads every pending file and keeps at most
+	 * STORE_SEARCH_KEEP_MAX texts. */
+	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_pending"), BULK);
+	search_uids(mb, &body, hit, BULK);
+	assert_memory_equal(hit, want, sizeof(want));
+	long long left = db_count(f, "SELECT count(*) FROM fts_pending");
+
+	assert_int_equal(left, BULK > STORE_SEARCH_KEEP_MAX ? BULK - STORE_SEARCH_KEEP_MAX : 0);
+	search_uids(mb, &body, hit, BULK);
+	assert_memory_equal(hit, want, sizeof(want));
+	search_uids(mb, &hdr, hit, BULK);
+	assert_memory_equal(hit, want, sizeof(want));
+
+	/* A few files dropped by another program: parsed and indexed now. */
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/Maildir/new/1710000000.M%dP9.mda", f->dir, i);
+		write_file(path, "Subject: late\n\nzebrafish again\n");
+	}
+	long long meta = db_count(f, "SELECT count(*) FROM message_meta");
+
+	assert_int_equal(store_mailbox_sync(mb, &err), 0);
+	assert_int_equal(store_mailbox_count(mb), BULK + 2);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM message_meta"), meta + 2);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_pending"), left);
+	store_mailbox_close(&mb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1434,6 +1563,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rebuild_prefers_acknowledged_save, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_line_ends_any_read_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_object_ids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bulk_adoption_is_lazy, setup, teardown),
 	};
 
 	log_init("test-store", LOG_TARGET_STDERR, LOG_LEVEL_WARN);
