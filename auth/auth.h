@@ -202,6 +202,12 @@ void auth_service_stop(void);
  */
 struct auth_request *auth_begin(struct auth_client *client, const struct auth_request_info *info,
 				auth_done_cb *done_cb, void *data);
+/* auth_begin for a session on conn: the daemon's client (auth_client_get),
+ * the connection's remote address, and its input paused (done_cb
+ * resumes it when it wants more). */
+struct auth_request *auth_begin_conn(struct conn *conn, const char *mech, const char *authzid,
+				     const char *authcid, const char *password,
+				     auth_done_cb *done_cb, void *data);
 /* The session is gone: done_cb will not run. The address's slot stays taken
  * until the check and its failure delay are over, so disconnecting does not
  * get around the limit. */

@@ -551,6 +551,22 @@ struct auth_request *auth_begin(struct auth_client *client, const struct auth_re
 	return req;
 }
 
+struct auth_request *auth_begin_conn(struct conn *conn, const char *mech, const char *authzid,
+				     const char *authcid, const char *password,
+				     auth_done_cb *done_cb, void *data)
+{
+	const struct auth_request_info info = {
+		.mech = mech,
+		.authzid = authzid,
+		.authcid = authcid,
+		.password = password,
+		.remote_ip = conn_remote_ip(conn),
+	};
+
+	conn_pause(conn);
+	return auth_begin(auth_client_get(), &info, done_cb, data);
+}
+
 void auth_request_cancel(struct auth_request *req)
 {
 	if (req->ctx != NULL)

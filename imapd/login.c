@@ -208,16 +208,7 @@ static void auth_done(const struct auth_reply *reply, void *data)
 static void auth_start(struct imap_session *s, const char *mech, const char *authzid,
 		       const char *authcid, const char *password)
 {
-	const struct auth_request_info info = {
-		.mech = mech,
-		.authzid = authzid,
-		.authcid = authcid,
-		.password = password,
-		.remote_ip = conn_remote_ip(s->conn),
-	};
-
-	conn_pause(s->conn);
-	s->auth = auth_begin(auth_client_get(), &info, auth_done, s);
+	s->auth = auth_begin_conn(s->conn, mech, authzid, authcid, password, auth_done, s);
 }
 
 static bool refuse_plaintext(struct imap_cmd *cmd)

@@ -139,16 +139,8 @@ static void auth_start(struct conn *c, const char *mech, const char *authzid,
 		       const char *authcid, const char *password)
 {
 	struct echo_session *es = conn_get_data(c);
-	const struct auth_request_info info = {
-		.mech = mech,
-		.authzid = authzid,
-		.authcid = authcid,
-		.password = password,
-		.remote_ip = conn_remote_ip(c),
-	};
 
-	conn_pause(c);
-	es->auth = auth_begin(auth_client_get(), &info, auth_done, c);
+	es->auth = auth_begin_conn(c, mech, authzid, authcid, password, auth_done, c);
 }
 
 /* One step of an AUTHENTICATE exchange: line NULL starts it without an
