@@ -233,9 +233,38 @@ int store__folder_digests(struct store_user *u, const char *name,
 			  struct store_digest stored_r[STORE_DIGEST_DIRS],
 			  struct store_digest index_r[STORE_DIGEST_DIRS],
 			  struct store_digest listed_r[STORE_DIGEST_DIRS], struct store_error *err);
+/* witness.c: a writer's watch over new/ and cur/ from before its first
+ * change to its commit, under the write lock, so that it can record the
+ * directory times its changes leave as trusted (see witness.c). */
+struct store_witness {
+	int fd;                                  /* the thread's inotify, -1: none */
+	int wd[STORE_DIGEST_DIRS];
+	bool trusted[STORE_DIGEST_DIRS];         /* the index's time was the directory's */
+	unsigned expected[STORE_DIGEST_DIRS];    /* events our own changes make */
+};
+/* Start watching, with row as read under the write lock. Never fails: without
+ * a watch the times are left untrusted, as for another program's change. */
+void store__witness_begin(struct store_witness *w, const char *folder,
+			  const struct store_mbox_row *row);
+/* One file moved (from, to: "new/...", "cur/...", "tmp/..." relative to the
+ * folder; NULL for a file created or removed). */
+void store__witness_change(struct store_witness *w, const char *from, const char *to);
+/* Before the commit: set the row's directory times to those witnessed (or 0
+ * where the directory changed otherwise too) and store them. Stops watching. */
+int store__witness_end(struct store_witness *w, struct store_user *u, const char *folder,
+		       struct store_mbox_row *row, struct store_error *err);
+/* Stop watching without recording anything (a failed transaction). */
+void store__witness_cancel(struct store_witness *w);
+/* For tests: writers behave as if they could not watch (no inotify). */
+void store__witness_disable(bool off);
+/* Store the row's new_mtime and cur_mtime, in the writer's transaction. */
+int store__mbox_save_times(struct store_user *u, const struct store_mbox_row *row,
+			   struct store_error *err);
 /* For tests: how many full reconciles (listing, parsing and matching every
  * file) this process has done. */
 uint64_t store__full_reconciles(void);
+/* For tests: how many directory listings quick checks have made. */
+uint64_t store__quick_listings(void);
 
 /* mailbox.c */
 int store__mbox_register(struct store_user *u, const char *name, const char *folder,

@@ -44,9 +44,10 @@
  * not that the rows are all there (a row lost some other way, with its
  * digest still counting it). So folders under STORE_RESCAN_AT_OPEN_MAX
  * messages are still reconciled in full at open, and larger ones hourly.
- * And the listing itself is the floor of this path: readdir of 100,000
- * entries on ext4 (htree) costs ~27 ms of kernel time alone, so the open
- * right after a flag change stays above the one with trusted times.
+ * And the listing itself costs: readdir of 100,000 entries on ext4
+ * (htree) takes ~27 ms of kernel time alone. So our own flag changes and
+ * expunges leave times they can vouch for (witness.c), and the open right
+ * after one needs no listing at all.
  */
 #include "storage-private.h"
 #include "fts-private.h"
@@ -173,11 +174,16 @@ static int scan_folder(const char *folder, struct scan *s, struct store_error *e
 
 /* ---------------------------------------------------------- digests */
 
-static _Atomic uint64_t full_reconciles;
+static _Atomic uint64_t full_reconciles, quick_listings;
 
 uint64_t store__full_reconciles(void)
 {
 	return full_reconciles;
+}
+
+uint64_t store__quick_listings(void)
+{
+	return quick_listings;
 }
 
 bool store__listed_entry(DIR *d, const struct dirent *e, struct store_filename *fn_r)
@@ -308,6 +314,7 @@ static int digest_listing(struct store_user *u, const char *folder, int dir,
 	DIR *d;
 	struct dirent *e;
 
+	quick_listings++;
 	memset(d_r, 0, sizeof(*d_r));
 	d_r->known = true;
 	snprintf(path, sizeof(path), "%s/%s", folder, sub);
@@ -861,8 +868,16 @@ out:
  * reconcile would, and nothing else is done. 1: done, 0: a full reconcile
  * is needed, -1: error.
  */
+static int64_t dir_mtime(const char *folder, const char *sub)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", folder, sub);
+	return store__mtime_ns(path);
+}
+
 static int quick_check(struct store_user *u, const char *name, const char *folder,
-		       int64_t new_mtime, int64_t cur_mtime, struct store_error *err)
+		       struct store_error *err)
 {
 	struct store_mbox_row row;
 	int found;
@@ -879,9 +894,11 @@ static int quick_check(struct store_user *u, const char *name, const char *folde
 		store__rollback(u);
 		return found < 0 ? -1 : 0;
 	}
-	/* Times taken before the listing, as in a reconcile. */
+	/* Times taken before the listing, as in a reconcile; looked at again
+	 * now that we hold the lock: a writer of ours that held it may have
+	 * left times it witnessed (witness.c), and then nothing is to list. */
 	int64_t now = store__now_ns();
-	int64_t mtime[STORE_DIGEST_DIRS] = { new_mtime, cur_mtime };
+	int64_t mtime[STORE_DIGEST_DIRS] = { dir_mtime(folder, "new"), dir_mtime(folder, "cur") };
 	int64_t known[STORE_DIGEST_DIRS] = { row.new_mtime, row.cur_mtime };
 
 	if (now / 1000000000LL - row.scanned_at >= STORE_RESCAN_INTERVAL_S) {
@@ -908,23 +925,17 @@ static int quick_check(struct store_user *u, const char *name, const char *folde
 			return 0;
 		}
 	}
-	int64_t keep_new = settled(new_mtime, now), keep_cur = settled(cur_mtime, now);
+	int64_t keep[STORE_DIGEST_DIRS];
 
-	if (keep_new == row.new_mtime && keep_cur == row.cur_mtime) {
+	for (int d = 0; d < STORE_DIGEST_DIRS; d++)
+		keep[d] = mtime[d] != 0 && mtime[d] == known[d] ? known[d] : settled(mtime[d], now);
+	if (keep[STORE_DIGEST_NEW] == row.new_mtime && keep[STORE_DIGEST_CUR] == row.cur_mtime) {
 		store__rollback(u);
 		return 1;
 	}
-	sqlite3_stmt *st;
-
-	if (sqlite3_prepare_v2(u->db, "UPDATE mailbox SET new_mtime = ?, cur_mtime = ?"
-			       " WHERE id = ?", -1, &st, NULL) != SQLITE_OK) {
-		store__rollback(u);
-		return 1;
-	}
-	sqlite3_bind_int64(st, 1, keep_new);
-	sqlite3_bind_int64(st, 2, keep_cur);
-	sqlite3_bind_int64(st, 3, row.id);
-	if (exec_stmt(u, st, err, "update mailbox") < 0 || store__commit(u, err) < 0) {
+	row.new_mtime = keep[STORE_DIGEST_NEW];
+	row.cur_mtime = keep[STORE_DIGEST_CUR];
+	if (store__mbox_save_times(u, &row, err) < 0 || store__commit(u, err) < 0) {
 		/* Only a hint for the next sync (a full disk, say). */
 		store__rollback(u);
 		log_debug("sync of %s: %s", name, err->msg);
@@ -968,7 +979,7 @@ int store__sync_folder_opts(struct store_user *u, const char *name, bool force,
 			goto out;
 		}
 		/* Next cheapest: the listings match the index. */
-		int quick = quick_check(u, name, folder, new_mtime, cur_mtime, err);
+		int quick = quick_check(u, name, folder, err);
 
 		if (quick != 0) {
 			ret = quick < 0 ? -1 : 0;

@@ -473,7 +473,8 @@ static int lock_mailbox_row(struct store_mailbox *mb, struct store_mbox_row *row
 	return 0;
 }
 
-/* Rename the file to carry the new flags (in cur/, where info belongs). */
+/* Rename the file to carry the new flags (in cur/, where info belongs):
+ * 1 if renamed, 0 if the name stays. */
 static int rename_for_flags(struct store_mailbox *mb, const char *filename, uint32_t flags,
 			    uint64_t keywords, char *newrel, size_t newrel_size,
 			    struct store_error *err)
@@ -493,9 +494,11 @@ static int rename_for_flags(struct store_mailbox *mb, const char *filename, uint
 	snprintf(newrel, newrel_size, "cur/%s", name);
 	snprintf(oldpath, sizeof(oldpath), "%s/%s", mb->folder, filename);
 	snprintf(newpath, sizeof(newpath), "%s/%s", mb->folder, newrel);
-	if (strcmp(oldpath, newpath) != 0 && rename(oldpath, newpath) < 0)
+	if (strcmp(oldpath, newpath) == 0)
+		return 0;
+	if (rename(oldpath, newpath) < 0)
 		return store__fail_errno(err, errno, "rename %s", oldpath);
-	return 0;
+	return 1;
 }
 
 /* File renames made inside a transaction, to put back if it fails. */
@@ -545,12 +548,14 @@ static int set_flags_batch(struct store_mailbox *mb, const uint32_t *uids, size_
 	uint64_t kwmask = 0;
 	size_t failed = 0;
 	struct renames renames = { 0 };
+	struct store_witness witness = { .fd = -1 };
 	sqlite3_stmt *update = NULL;
 
 	if (store__begin(u, false, err) < 0)
 		return -1;
 	if (lock_mailbox_row(mb, &row, err) < 0)
 		goto fail;
+	store__witness_begin(&witness, mb->folder, &row);
 	/* Keyword names to bits, adding new ones to the folder's list (under
 	 * the write lock, so two processes cannot take the same letter). */
 	for (size_t i = 0; i < keyword_count; i++) {
@@ -588,11 +593,16 @@ static int set_flags_batch(struct store_mailbox *mb, const uint32_t *uids, size_
 
 		if (nf == cur.flags && nk == cur.keywords)
 			continue;
-		if (rename_for_flags(mb, cur.filename, nf, nk, newrel, sizeof(newrel), err) < 0) {
+		int renamed = rename_for_flags(mb, cur.filename, nf, nk, newrel, sizeof(newrel),
+					       err);
+
+		if (renamed < 0) {
 			if (err->code == STORE_ERR_NOTFOUND)
 				continue; /* removed by another program: sync will tell */
 			goto fail;
 		}
+		if (renamed)
+			store__witness_change(&witness, cur.filename, newrel);
 		renames_add(&renames, cur.filename, newrel);
 		if (update == NULL &&
 		    sqlite3_prepare_v2(u->db, "UPDATE message SET flags = ?, keywords = ?,"
@@ -622,6 +632,8 @@ static int set_flags_batch(struct store_mailbox *mb, const uint32_t *uids, size_
 		goto fail;
 	sqlite3_finalize(update);
 	update = NULL;
+	if (store__witness_end(&witness, u, mb->folder, &row, err) < 0)
+		goto fail;
 	if (store__commit(u, err) < 0)
 		goto undo;
 	renames_free(&renames);
@@ -631,6 +643,7 @@ fail:
 	sqlite3_finalize(update);
 	store__rollback(u);
 undo:
+	store__witness_cancel(&witness);
 	/* The index keeps the old flags: so must the file names. */
 	renames_undo(mb, &renames);
 	renames_free(&renames);
@@ -671,12 +684,14 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t
 	struct store_mbox_row row;
 	bool changed = false;
 	struct renames hidden_files = { 0 };
+	struct store_witness witness = { .fd = -1 };
 	char path[4096];
 
 	if (store__begin(u, true, err) < 0)
 		return -1;
 	if (lock_mailbox_row(mb, &row, err) < 0)
 		goto fail;
+	store__witness_begin(&witness, mb->folder, &row);
 	uint64_t modseq = row.highestmodseq + 1;
 
 	if (store__uidstate_reserve(mb->folder, &row, 0, modseq, err) < 0)
@@ -703,6 +718,7 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t
 				goto fail;
 			}
 		} else {
+			store__witness_change(&witness, cur.filename, hidden);
 			renames_add(&hidden_files, cur.filename, hidden);
 		}
 		char sql[200];
@@ -719,6 +735,8 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t
 	}
 	if (changed && bump_mailbox(mb, &row, modseq, err) < 0)
 		goto fail;
+	if (store__witness_end(&witness, u, mb->folder, &row, err) < 0)
+		goto fail;
 	if (store__commit(u, err) < 0)
 		goto undo;
 	for (size_t i = 0; i < hidden_files.count; i++) {
@@ -730,6 +748,7 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t
 fail:
 	store__rollback(u);
 undo:
+	store__witness_cancel(&witness);
 	renames_undo(mb, &hidden_files);
 	renames_free(&hidden_files);
 	return -1;

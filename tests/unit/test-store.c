@@ -1061,20 +1061,18 @@ static struct store_mailbox *change_in_same_tick(struct fixture *f, enum foreign
 	return mb;
 }
 
-static void test_quick_check_sees_same_tick_changes(void **state)
+/* 1,200 messages adopted with their UIDs (a rebuild trusts U=): a folder
+ * large enough that opening it does not list it in full. */
+static void large_adopted_inbox(struct fixture *f)
 {
-	struct fixture *f = *state;
+	struct store_error err = { 0 };
 	char path[4096];
-	bool full;
 
-	/* 1,200 messages adopted with their UIDs (a rebuild trusts U=). */
 	for (unsigned i = 0; i < 1200; i++) {
 		snprintf(path, sizeof(path), "%s/Maildir/cur/%u.M2P2.t,S=14,W=17,U=%u:2,", f->dir,
 			 1700000000 + i, i + 1);
 		write_file(path, "Subject: p\n\np\n");
 	}
-	struct store_error err = { 0 };
-
 	store_user_close(&f->u);
 	assert_int_equal(store_user_rebuild(f->dir, &err), 0);
 	reopen(f);
@@ -1083,6 +1081,19 @@ static void test_quick_check_sees_same_tick_changes(void **state)
 	assert_int_equal(store_mailbox_count(mb), 1200);
 	assert_int_equal(store_mailbox_seq(mb, 100), 100);
 	store_mailbox_close(&mb);
+}
+
+static void test_quick_check_sees_same_tick_changes(void **state)
+{
+	struct fixture *f = *state;
+	bool full;
+
+	/* A writer that cannot watch the directories (no inotify): the
+	 * times its changes leave are not trusted, and a change by another
+	 * program in the same tick does not move them (witness.c). */
+	store__witness_disable(true);
+	large_adopted_inbox(f);
+	struct store_mailbox *mb;
 
 	/* Only our own change: the listings match, no full reconcile. */
 	save(f->u, "INBOX", "Subject: n\n\nn\n", 0);
@@ -1116,6 +1127,108 @@ static void test_quick_check_sees_same_tick_changes(void **state)
 	assert_int_equal(store_mailbox_seq(mb, 200), 0);
 	store_mailbox_close(&mb);
 	assert_digests_agree(f, "INBOX");
+	store__witness_disable(false);
+}
+
+/* Open INBOX; whether that listed a directory or reconciled in full. */
+static struct store_mailbox *open_counting(struct fixture *f, bool *listed_r, bool *full_r)
+{
+	uint64_t listings = store__quick_listings(), full = store__full_reconciles();
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	*listed_r = store__quick_listings() > listings;
+	*full_r = store__full_reconciles() > full;
+	return mb;
+}
+
+static void test_witnessed_changes_keep_times_trusted(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	bool listed, full;
+	char curdir[1024], from[4096], to[4096];
+
+	large_adopted_inbox(f);
+	snprintf(curdir, sizeof(curdir), "%s/Maildir/cur", f->dir);
+	/* Past the settling time of the adoption's directory times. */
+	usleep((STORE_MTIME_SETTLE_FINE_NS / 1000) + 20000);
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	store_mailbox_close(&mb);
+	mb = open_counting(f, &listed, &full);
+	assert_false(listed);
+	assert_false(full);
+
+	/* Our flag change and expunge right before the next open: the times
+	 * they left are trusted, nothing is listed. */
+	uint32_t uid = 5;
+
+	assert_int_equal(store_mailbox_set_flags(mb, &uid, 1, STORE_FLAGS_ADD, STORE_FLAG_FLAGGED,
+						 NULL, 0, 0, NULL, &err), 0);
+	uid = 6;
+	assert_int_equal(store_mailbox_expunge(mb, &uid, 1, &err), 0);
+	store_mailbox_close(&mb);
+	mb = open_counting(f, &listed, &full);
+	assert_false(listed);
+	assert_false(full);
+	assert_int_equal(store_mailbox_count(mb), 1199);
+	assert_int_equal(store_mailbox_msg(mb, store_mailbox_seq(mb, 5))->flags, STORE_FLAG_FLAGGED);
+	store_mailbox_close(&mb);
+
+	/* Another program's rename right after ours is seen, however soon. */
+	uid = 7;
+	mb = open_mb(f->u, "INBOX");
+	assert_int_equal(store_mailbox_set_flags(mb, &uid, 1, STORE_FLAGS_ADD, STORE_FLAG_SEEN,
+						 NULL, 0, 0, NULL, &err), 0);
+	store_mailbox_close(&mb);
+	snprintf(from, sizeof(from), "%s/1700000007.M2P2.t,S=14,W=17,U=8:2,", curdir);
+	snprintf(to, sizeof(to), "%s/1700000007.M2P2.t,S=14,W=17,U=8:2,D", curdir);
+	assert_int_equal(rename(from, to), 0);
+	mb = open_counting(f, &listed, &full);
+	assert_true(full);
+	assert_int_equal(store_mailbox_msg(mb, store_mailbox_seq(mb, 8))->flags, STORE_FLAG_DRAFT);
+	assert_int_equal(store_mailbox_msg(mb, store_mailbox_seq(mb, 7))->flags, STORE_FLAG_SEEN);
+	store_mailbox_close(&mb);
+
+	/* Another program's rename during our transaction: the time is left
+	 * untrusted. And with only our own, it is the one witnessed. */
+	char folder[1024], mine[4096], mine2[4096];
+
+	snprintf(folder, sizeof(folder), "%s/Maildir", f->dir);
+	snprintf(mine, sizeof(mine), "%s/1700000019.M2P2.t,S=14,W=17,U=20:2,", curdir);
+	snprintf(mine2, sizeof(mine2), "%s/1700000019.M2P2.t,S=14,W=17,U=20:2,F", curdir);
+	snprintf(from, sizeof(from), "%s/1700000029.M2P2.t,S=14,W=17,U=30:2,", curdir);
+	snprintf(to, sizeof(to), "%s/1700000029.M2P2.t,S=14,W=17,U=30:2,S", curdir);
+	for (int foreign = 1; foreign >= 0; foreign--) {
+		struct store_witness w;
+		struct store_mbox_row row;
+		struct stat st;
+
+		/* Trusted times to start from (the open above listed cur/). */
+		usleep((STORE_MTIME_SETTLE_FINE_NS / 1000) + 20000);
+		store_mailbox_close(&mb);
+		mb = open_mb(f->u, "INBOX");
+		assert_int_equal(store__begin(f->u, true, &err), 0);
+		assert_int_equal(store__mbox_get(f->u, "INBOX", &row, &err), 1);
+		store__witness_begin(&w, folder, &row);
+		assert_true(w.trusted[STORE_DIGEST_CUR]);
+		assert_int_equal(rename(mine, mine2), 0);
+		store__witness_change(&w, "cur/mine", "cur/mine2");
+		if (foreign)
+			assert_int_equal(rename(from, to), 0);
+		assert_int_equal(store__witness_end(&w, f->u, folder, &row, &err), 0);
+		assert_int_equal(stat(curdir, &st), 0);
+		if (foreign)
+			assert_true(row.cur_mtime == 0);
+		else
+			assert_true(row.cur_mtime == (int64_t)st.st_mtim.tv_sec * 1000000000LL +
+				    st.st_mtim.tv_nsec);
+		store__rollback(f->u);
+		assert_int_equal(rename(mine2, mine), 0);
+		if (foreign)
+			assert_int_equal(rename(to, from), 0);
+	}
+	store_mailbox_close(&mb);
 }
 
 struct saver_arg {
@@ -1555,6 +1668,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_view_cache_matches_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_periodic_rescan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_digest_follows_every_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_witnessed_changes_keep_times_trusted, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_quick_check_sees_same_tick_changes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_saves, setup, teardown),
