@@ -117,6 +117,7 @@ struct imap_mail {
 	struct store_quota quota;
 	struct store_user *store;
 	struct imap_selected *sel;      /* NULL unless SELECTED */
+	bool catch_up_due;              /* a job found bulk-adopted messages */
 };
 
 /* What the client turned on (ENABLE, or implicitly). Read by jobs; a job
@@ -409,5 +410,11 @@ size_t imap__append_room(const struct imap_session *s);
 void imap__append_flush(struct imap_session *s);
 /* The session is closing or the command failed: drop what was saved. */
 void imap__append_abort(struct imap_session *s);
+
+/* catchup.c: fill in, in the background, what the user's bulk-adopted
+ * messages lack (store_user_catch_up); one job per user, on the loop thread. */
+void imap__catch_up_start(const char *user_dir);
+/* At shutdown: jobs end after their current batch. */
+void imap__catch_up_stop(void);
 
 #endif

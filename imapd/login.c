@@ -117,6 +117,8 @@ static void open_work(struct imap_cmd *cmd)
 	cmd->priv = err;
 	if (store_user_open(m->user_dir, &opt, &m->store, err) < 0)
 		m->store = NULL;
+	else
+		m->catch_up_due = store_user_pending(m->store) == 1;
 }
 
 static void open_finish(struct imap_cmd *cmd)

@@ -41,6 +41,12 @@ static void imap_reload(const struct cfg *cfg)
 	auth_service_reload(cfg);
 }
 
+static void imap_stop(void)
+{
+	imap__catch_up_stop();
+	auth_service_stop();
+}
+
 int main(int argc, char **argv)
 {
 	static const struct service_def def = {
@@ -51,7 +57,7 @@ int main(int argc, char **argv)
 		.prepare_cb = imap_prepare,
 		.start_cb = imap_start,
 		.reload_cb = imap_reload,
-		.stop_cb = auth_service_stop,
+		.stop_cb = imap_stop,
 	};
 
 	return daemon_main(&def, argc, argv);

@@ -576,6 +576,10 @@ void imap__cmd_end(struct imap_cmd *cmd)
 		imap__set_state(s, cmd->next_state);
 	if (cmd->cleanup != NULL)
 		cmd->cleanup(cmd);
+	if (s->mail.catch_up_due) {
+		s->mail.catch_up_due = false;
+		imap__catch_up_start(s->mail.user_dir);
+	}
 	arena_reset(cmd->a);
 	buf_clear(&cmd->out);
 	buf_shrink_if_empty(&cmd->out, 4096);

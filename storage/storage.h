@@ -161,6 +161,15 @@ void store_user_close(struct store_user **u);
 /* Give back the index's cached pages (a session going idle: its next
  * command reads them again from the file system's cache). */
 void store_user_shrink(struct store_user *u);
+/* Messages adopted in bulk (a migrated Maildir) have their index rows only;
+ * their structure and text for SEARCH are read from their files on demand.
+ * store_user_pending: 1 if some message waits for that, 0 if none, -1 on an
+ * index error. store_user_catch_up does the work for up to max of them (in
+ * one short write transaction; the files are read before it); *more_r: call
+ * again. For a daemon's background job (catchup.c). */
+int store_user_pending(struct store_user *u);
+int store_user_catch_up(struct store_user *u, unsigned max, bool *more_r,
+			struct store_error *err);
 /* Rebuild the index from the Maildir alone: UIDVALIDITY, UIDs, flags and
  * keywords come from the folders' files; UIDs never go back. */
 int store_user_rebuild(const char *user_dir, struct store_error *err);

@@ -548,3 +548,28 @@ def test_imaplib(server):
     typ, data = m.select("Archive", readonly=True)
     assert data == [b"2"]
     m.logout()
+
+
+def test_reselect_shows_other_sessions_changes(server):
+    """SELECT of the mailbox already selected keeps the session's view of
+    it but must show it as it is now: another session's expunge, flag
+    change and delivery all appear, and no untagged update for the old
+    view leaks out."""
+    deliver(server, 4)
+    a = server.login(USER, PASSWORD)
+    b = server.login(USER, PASSWORD)
+    select(a)
+    select(b)
+    assert b.cmd(r"b1 STORE 2 +FLAGS.SILENT (\Deleted)") == ["b1 OK Store completed"]
+    assert b.cmd("b2 EXPUNGE") == ["* 2 EXPUNGE", "b2 OK Expunge completed"]
+    assert b.cmd(r"b3 STORE 3 +FLAGS.SILENT (\Flagged)") == ["b3 OK Store completed"]
+    deliver(server, 1)
+    lines = a.cmd("s2 SELECT INBOX")
+    assert "* 4 EXISTS" in lines, lines
+    assert not any("EXPUNGE" in l or "FETCH" in l for l in lines), lines
+    assert lines[-1] == "s2 OK [READ-WRITE] SELECT completed", lines
+    lines = a.cmd("f FETCH 1:* (UID FLAGS)")
+    assert lines[:-1] == ["* 1 FETCH (UID 1 FLAGS ())", "* 2 FETCH (UID 3 FLAGS ())",
+                          r"* 3 FETCH (UID 4 FLAGS (\Flagged))",
+                          "* 4 FETCH (UID 5 FLAGS ())"], lines
+    noop_quiet(a)

@@ -1653,6 +1653,70 @@ static void test_bulk_adoption_is_lazy(void **state)
 	store_mailbox_close(&mb);
 }
 
+static void test_catch_up_fills_bulk_adoption(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	enum { BULK = 600, BATCH = 64 };
+	char path[4096];
+
+	for (int i = 0; i < BULK; i++) {
+		snprintf(path, sizeof(path), "%s/Maildir/cur/17000%05d.M%dP1.oldhost:2,S", f->dir, i,
+			 i);
+		write_file(path, i % 100 == 3 ? "Subject: catch\n\nthe quokka smiles\n" :
+			   "Subject: other\n\nplain words\n");
+	}
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	assert_int_equal(store_mailbox_count(mb), BULK);
+	assert_int_equal(store_user_pending(f->u), 1);
+	/* One message gone behind the index's back: it stays pending. */
+	struct store_msg_row gone;
+
+	assert_int_equal(store__msg_row(mb, BULK, &gone, &err), 1);
+	snprintf(path, sizeof(path), "%s/Maildir/%s", f->dir, gone.filename);
+	assert_int_equal(unlink(path), 0);
+
+	bool more = true;
+	int rounds = 0;
+
+	while (more) {
+		assert_int_equal(store_user_catch_up(f->u, BATCH, &more, &err), 0);
+		assert_true(++rounds <= BULK / BATCH + 2);
+		/* Flag changes between rounds rename files: still read. */
+		if (rounds == 2) {
+			uint32_t uids[3] = { 200, 201, 202 };
+
+			assert_int_equal(store_mailbox_set_flags(mb, uids, 3, STORE_FLAGS_ADD,
+								 STORE_FLAG_FLAGGED, NULL, 0, 0, NULL,
+								 &err), 0);
+		}
+	}
+	assert_true(rounds >= BULK / BATCH);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_pending"), 1);
+	assert_int_equal(store_user_pending(f->u), 1);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM message_meta"), BULK - 1);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_doc"), BULK - 1);
+
+	/* The text is in the index now: emptied files are still found. */
+	for (uint32_t uid = 4; uid < BULK; uid += 100) {
+		struct store_msg_row row;
+
+		assert_int_equal(store__msg_row(mb, uid, &row, &err), 1);
+		snprintf(path, sizeof(path), "%s/Maildir/%s", f->dir, row.filename);
+		write_file(path, "Subject: catch\n\n\n");
+	}
+	struct store_search body = { .kind = STORE_SEARCH_BODY, .str = "QUOKKA" };
+	uint8_t hit[BULK + 1];
+	int found = 0;
+
+	search_uids(mb, &body, hit, BULK);
+	for (int uid = 1; uid <= BULK; uid++)
+		found += hit[uid];
+	assert_int_equal(found, BULK / 100);
+	store_mailbox_close(&mb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1679,6 +1743,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reader_line_ends_any_read_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_object_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_adoption_is_lazy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_catch_up_fills_bulk_adoption, setup, teardown),
 	};
 
 	log_init("test-store", LOG_TARGET_STDERR, LOG_LEVEL_WARN);
