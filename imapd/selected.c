@@ -442,7 +442,7 @@ void imap__cmd_select(struct imap_cmd *cmd)
 	struct imap_selected *sel = xcalloc(1, sizeof(*sel));
 
 	sel->mb = same;
-	if (same != NULL ? store_mailbox_sync(same, &err) < 0 :
+	if (same != NULL ? store_mailbox_reopen(same, &err) < 0 :
 	    store_mailbox_open(mail->store, name, &sel->mb, &err) < 0) {
 		store_mailbox_close(&sel->mb);
 		free(sel);

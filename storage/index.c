@@ -213,6 +213,8 @@ static int busy_wait(void *data, int tries)
 	struct store_user *u = data;
 	int64_t now = store__now_ns();
 
+	if (u->busy_nowait)
+		return 0;
 	if (tries == 0)
 		u->busy_since = now;
 	if (now - u->busy_since >= (int64_t)BUSY_TIMEOUT_MS * 1000000)

@@ -65,6 +65,7 @@ struct store_user {
 	struct store_quota quota;
 	bool has_quota;
 	int64_t busy_since;     /* when the current wait for a lock began */
+	bool busy_nowait;       /* do not wait for the write lock (sync.c) */
 };
 
 /* One folder's on-disk state (tern-uidstate). */
@@ -215,6 +216,11 @@ int store__sync_folder(struct store_user *u, const char *name, bool force,
 		       struct store_error *err);
 int store__sync_folder_opts(struct store_user *u, const char *name, bool force,
 			    bool trust_uids, struct store_error *err);
+/* The sync of an open (SELECT): as store__sync_folder without force, but
+ * when a check needs the write lock and another session of ours holds it,
+ * the folder is left as the index has it (that writer records its own
+ * changes; anything else is seen by the next sync). */
+int store__sync_folder_nowait(struct store_user *u, const char *name, struct store_error *err);
 /* The entries a sync considers in new/ and cur/ (the others are ignored by
  * the sync and left out of the digests): regular files, not hidden, with a
  * name that parses (into *fn_r when not NULL). d is the entry's directory. */

@@ -312,7 +312,11 @@ struct store_msg {
 
 struct store_mailbox;
 
-/* Open (select) a mailbox: its messages as they are on disk now. */
+/* Open (select) a mailbox: its messages as they are on disk now; but an
+ * open does not wait while another session writes to the mailbox: it then
+ * shows the index as that session last committed it, and the changes of
+ * other programs (mutt, another MDA) made meanwhile come with the next
+ * store_mailbox_sync. */
 int store_mailbox_open(struct store_user *u, const char *name, struct store_mailbox **mb_r,
 		       struct store_error *err);
 void store_mailbox_close(struct store_mailbox **mb);
@@ -320,6 +324,9 @@ void store_mailbox_close(struct store_mailbox **mb);
  * nothing changed: the index's change counter and the folder's directory
  * times are compared first). Sequence numbers may change. */
 int store_mailbox_sync(struct store_mailbox *mb, struct store_error *err);
+/* What store_mailbox_open does, for a view that is open already (SELECT of
+ * the mailbox selected): brought up to date without reading it anew. */
+int store_mailbox_reopen(struct store_mailbox *mb, struct store_error *err);
 uint32_t store_mailbox_count(const struct store_mailbox *mb);
 /* Message by sequence number 1..count; NULL outside. */
 const struct store_msg *store_mailbox_msg(const struct store_mailbox *mb, uint32_t seq);

@@ -876,7 +876,7 @@ static int64_t dir_mtime(const char *folder, const char *sub)
 	return store__mtime_ns(path);
 }
 
-static int quick_check(struct store_user *u, const char *name, const char *folder,
+static int quick_check(struct store_user *u, const char *name, const char *folder, bool wait,
 		       struct store_error *err)
 {
 	struct store_mbox_row row;
@@ -887,8 +887,17 @@ static int quick_check(struct store_user *u, const char *name, const char *folde
 	/* Under the write lock, as a reconcile: our writers rename files only
 	 * while they hold it, so the listing never sees one half done. Not
 	 * durable: at most the directory times are written. */
-	if (store__begin(u, false, err) < 0)
-		return -1;
+	u->busy_nowait = !wait;
+	found = store__begin(u, false, err);
+	u->busy_nowait = false;
+	if (found < 0) {
+		if (wait || sqlite3_errcode(u->db) != SQLITE_BUSY)
+			return -1;
+		/* A writer of ours holds the lock: the directory is as it
+		 * left it, and it records that with its commit. */
+		memset(err, 0, sizeof(*err));
+		return 1;
+	}
 	found = store__mbox_get(u, name, &row, err);
 	if (found <= 0) {
 		store__rollback(u);
@@ -943,8 +952,8 @@ static int quick_check(struct store_user *u, const char *name, const char *folde
 	return 1;
 }
 
-int store__sync_folder_opts(struct store_user *u, const char *name, bool force,
-			    bool trust_uids, struct store_error *err)
+static int sync_folder(struct store_user *u, const char *name, bool force, bool trust_uids,
+		       bool wait, struct store_error *err)
 {
 	struct store_mbox_row row;
 	char *folder = store__folder_path(u, name, err);
@@ -979,7 +988,7 @@ int store__sync_folder_opts(struct store_user *u, const char *name, bool force,
 			goto out;
 		}
 		/* Next cheapest: the listings match the index. */
-		int quick = quick_check(u, name, folder, err);
+		int quick = quick_check(u, name, folder, wait, err);
 
 		if (quick != 0) {
 			ret = quick < 0 ? -1 : 0;
@@ -1044,6 +1053,17 @@ int store__sync_folder_opts(struct store_user *u, const char *name, bool force,
 out:
 	free(folder);
 	return ret;
+}
+
+int store__sync_folder_opts(struct store_user *u, const char *name, bool force,
+			    bool trust_uids, struct store_error *err)
+{
+	return sync_folder(u, name, force, trust_uids, true, err);
+}
+
+int store__sync_folder_nowait(struct store_user *u, const char *name, struct store_error *err)
+{
+	return sync_folder(u, name, false, false, false, err);
 }
 
 int store__sync_folder(struct store_user *u, const char *name, bool force,

@@ -215,33 +215,45 @@ struct view_cache_header {
 
 static void view_cache_load(struct store_mailbox *mb)
 {
+	struct store_error err = { 0 };
+	sqlite3 *db = mb->user->db;
 	sqlite3_stmt *st;
+	sqlite3_blob *blob;
+	struct view_cache_header h;
 
-	if (sqlite3_prepare_v2(mb->user->db, "SELECT uidvalidity, highestmodseq, uidnext, data"
-			       " FROM view_cache WHERE mailbox_id = ?", -1, &st, NULL) != SQLITE_OK)
+	/* The row and its blob in one snapshot. The blob is read straight
+	 * into the view (sqlite3_blob_read): a column value would be copied
+	 * out of its overflow pages once more first. */
+	if (store__exec(mb->user, "BEGIN", &err) < 0)
 		return;
+	if (sqlite3_prepare_v2(db, "SELECT uidvalidity, highestmodseq, uidnext"
+			       " FROM view_cache WHERE mailbox_id = ?", -1, &st, NULL) != SQLITE_OK)
+		goto out;
 	sqlite3_bind_int64(st, 1, mb->id);
 	if (sqlite3_step(st) == SQLITE_ROW &&
-	    (uint32_t)sqlite3_column_int64(st, 0) == mb->uidvalidity) {
-		const unsigned char *data = sqlite3_column_blob(st, 3);
-		size_t len = (size_t)sqlite3_column_bytes(st, 3);
-		struct view_cache_header h;
+	    (uint32_t)sqlite3_column_int64(st, 0) == mb->uidvalidity &&
+	    sqlite3_blob_open(db, "main", "view_cache", "data", mb->id, 0, &blob) == SQLITE_OK) {
+		size_t len = (size_t)sqlite3_blob_bytes(blob);
 
-		if (data != NULL && len >= sizeof(h)) {
-			memcpy(&h, data, sizeof(h));
-			if (h.magic == VIEW_CACHE_MAGIC && h.msg_size == sizeof(struct store_msg) &&
-			    len == sizeof(h) + (size_t)h.count * sizeof(struct store_msg)) {
-				mb->cap = h.count > 64 ? h.count : 64;
-				mb->msgs = xrealloc(mb->msgs, mb->cap * sizeof(*mb->msgs));
-				memcpy(mb->msgs, data + sizeof(h), (size_t)h.count * sizeof(*mb->msgs));
+		if (len >= sizeof(h) && sqlite3_blob_read(blob, &h, sizeof(h), 0) == SQLITE_OK &&
+		    h.magic == VIEW_CACHE_MAGIC && h.msg_size == sizeof(struct store_msg) &&
+		    len == sizeof(h) + (size_t)h.count * sizeof(struct store_msg)) {
+			mb->cap = h.count > 64 ? h.count : 64;
+			mb->msgs = xrealloc(mb->msgs, mb->cap * sizeof(*mb->msgs));
+			if (h.count == 0 ||
+			    sqlite3_blob_read(blob, mb->msgs, (int)(h.count * sizeof(*mb->msgs)),
+					      sizeof(h)) == SQLITE_OK) {
 				mb->count = h.count;
 				mb->highestmodseq = (uint64_t)sqlite3_column_int64(st, 1);
 				mb->uidnext = (uint32_t)sqlite3_column_int64(st, 2);
 				mb->cache_modseq = mb->highestmodseq;
 			}
 		}
+		sqlite3_blob_close(blob);
 	}
 	sqlite3_finalize(st);
+out:
+	store__exec(mb->user, "COMMIT", &err);
 }
 
 static void view_cache_save(struct store_mailbox *mb)
@@ -322,10 +334,14 @@ int store_mailbox_open(struct store_user *u, const char *name, struct store_mail
 		return -1;
 	}
 	/* Small folders are scanned in full at every open, which also heals an
-	 * index that lost a row; large ones only when their directories moved. */
+	 * index that lost a row; large ones only when their directories moved,
+	 * and not while another session of ours is writing (the open would
+	 * wait for its transaction; the next sync looks). */
 	bool small = folder_is_small(u, row.id);
 
-	if (store__sync_folder(u, name, small, err) < 0 || store__mbox_get(u, name, &row, err) < 0)
+	if ((small ? store__sync_folder(u, name, true, err) :
+	     store__sync_folder_nowait(u, name, err)) < 0 ||
+	    store__mbox_get(u, name, &row, err) < 0)
 		return -1;
 	struct store_mailbox *mb = xcalloc(1, sizeof(*mb));
 
@@ -380,6 +396,14 @@ void store_mailbox_close(struct store_mailbox **mbp)
 	free(mb->folder);
 	free(mb);
 	*mbp = NULL;
+}
+
+int store_mailbox_reopen(struct store_mailbox *mb, struct store_error *err)
+{
+	if (store__follow_replaced_index(mb->user, err) < 0 ||
+	    store__sync_folder_nowait(mb->user, mb->name, err) < 0)
+		return -1;
+	return store__view_refresh(mb, err);
 }
 
 int store_mailbox_sync(struct store_mailbox *mb, struct store_error *err)

@@ -1231,6 +1231,43 @@ static void test_witnessed_changes_keep_times_trusted(void **state)
 	store_mailbox_close(&mb);
 }
 
+/* An open does not wait for another session's write transaction: it shows
+ * the index as committed, and the next sync sees the rest. */
+static void test_open_does_not_wait_for_a_writer(void **state)
+{
+	struct fixture *f = *state;
+	struct store_user_options opt = { .create = false };
+	struct store_error err = { 0 };
+	struct store_user *writer;
+	char from[4096], to[4096];
+
+	large_adopted_inbox(f);
+	usleep((STORE_MTIME_SETTLE_FINE_NS / 1000) + 20000);
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	store_mailbox_close(&mb);
+	assert_int_equal(store_user_open(f->dir, &opt, &writer, &err), 0);
+	assert_int_equal(store__begin(writer, false, &err), 0);
+	/* Another program's flag change while the lock is held throughout. */
+	snprintf(from, sizeof(from), "%s/Maildir/cur/1700000009.M2P2.t,S=14,W=17,U=10:2,", f->dir);
+	snprintf(to, sizeof(to), "%s/Maildir/cur/1700000009.M2P2.t,S=14,W=17,U=10:2,S", f->dir);
+	assert_int_equal(rename(from, to), 0);
+	f->u->busy_since = 0; /* set by the first try of a wait for the lock */
+	mb = open_mb(f->u, "INBOX");
+	assert_true(f->u->busy_since == 0);
+	assert_int_equal(store_mailbox_count(mb), 1200);
+	assert_int_equal(store_mailbox_msg(mb, store_mailbox_seq(mb, 10))->flags, 0);
+	/* The same for a view already open. */
+	assert_int_equal(store_mailbox_reopen(mb, &err), 0);
+	assert_true(f->u->busy_since == 0);
+	assert_int_equal(store_mailbox_msg(mb, store_mailbox_seq(mb, 10))->flags, 0);
+	store__rollback(writer);
+	store_user_close(&writer);
+	assert_int_equal(store_mailbox_sync(mb, &err), 0);
+	assert_int_equal(store_mailbox_msg(mb, store_mailbox_seq(mb, 10))->flags, STORE_FLAG_SEEN);
+	store_mailbox_close(&mb);
+}
+
 struct saver_arg {
 	const char *dir;
 	int count;
@@ -1733,6 +1770,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_periodic_rescan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_digest_follows_every_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_witnessed_changes_keep_times_trusted, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_open_does_not_wait_for_a_writer, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_quick_check_sees_same_tick_changes, setup,
 						teardown),
