@@ -419,18 +419,17 @@ static void digest_from_column(sqlite3_stmt *st, int col, struct store_digest *d
 int store__mbox_get(struct store_user *u, const char *name, struct store_mbox_row *row_r,
 		    struct store_error *err)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = store__stmt(u, STORE_STMT_MBOX_ROW, u->digests ?
+			"SELECT id, uidvalidity, uidnext, highestmodseq, special_use,"
+			" new_mtime, cur_mtime, uid_ceiling, modseq_ceiling, history_modseq,"
+			" scanned_at, new_digest, cur_digest FROM mailbox WHERE name = ?" :
+			"SELECT id, uidvalidity, uidnext, highestmodseq, special_use,"
+			" new_mtime, cur_mtime, uid_ceiling, modseq_ceiling, history_modseq,"
+			" scanned_at, NULL, NULL FROM mailbox WHERE name = ?", err);
 	int rc;
 
-	if (sqlite3_prepare_v2(u->db, u->digests ?
-			       "SELECT id, uidvalidity, uidnext, highestmodseq, special_use,"
-			       " new_mtime, cur_mtime, uid_ceiling, modseq_ceiling, history_modseq,"
-			       " scanned_at, new_digest, cur_digest FROM mailbox WHERE name = ?" :
-			       "SELECT id, uidvalidity, uidnext, highestmodseq, special_use,"
-			       " new_mtime, cur_mtime, uid_ceiling, modseq_ceiling, history_modseq,"
-			       " scanned_at, NULL, NULL FROM mailbox WHERE name = ?",
-			       -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, u->db, "mailbox lookup");
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -447,13 +446,16 @@ int store__mbox_get(struct store_user *u, const char *name, struct store_mbox_ro
 		row_r->scanned_at = sqlite3_column_int64(st, 10);
 		digest_from_column(st, 11, &row_r->digest[STORE_DIGEST_NEW]);
 		digest_from_column(st, 12, &row_r->digest[STORE_DIGEST_CUR]);
-		sqlite3_finalize(st);
+		sqlite3_reset(st);
 		return 1;
 	}
-	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE)
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
 		return 0;
-	return store__fail_db(err, u->db, "mailbox lookup");
+	}
+	store__fail_db(err, u->db, "mailbox lookup");
+	sqlite3_reset(st);
+	return -1;
 }
 
 /* Run and finalize st, an UPDATE of one mailbox row. */

@@ -44,11 +44,12 @@
 #define STORE_SEARCH_KEEP_MAX 2000
 
 /* Statements prepared once per index connection (store__stmt): those run
- * once per message on hot paths (FETCH, RETR, STORE). */
+ * once per message on hot paths (FETCH, RETR, STORE) or by every command. */
 enum store_stmt_id {
 	STORE_STMT_MSG_ROW,     /* view.c: a message's row by UID */
 	STORE_STMT_META_ROW,    /* message-meta.c: ENVELOPE ... by UID */
 	STORE_STMT_GUID,        /* objectid.c: a message's GUID by UID */
+	STORE_STMT_MBOX_ROW,    /* index.c: a mailbox row by name (every sync) */
 	STORE_STMT_N
 };
 
