@@ -14,7 +14,9 @@
  * UIDs are then numbered in the view the client has after the untagged
  * updates that precede the result, so every number we send means what the
  * client thinks it means. Tern has no \Recent (nothing is ever recent):
- * RECENT and NEW match nothing, OLD matches everything.
+ * RECENT and NEW match nothing, OLD matches everything. String keys
+ * match with i;unicode-casemap (RFC 5051), as I18NLEVEL=1 (RFC 5255)
+ * promises: the store casemaps the strings parsed here (storage/casemap.h).
  *
  * Large results go out in chunks of IMAP_CHUNK (cmd->more), with the
  * numbers kept in the command's arena between chunks.

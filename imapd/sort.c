@@ -7,9 +7,13 @@
  * the matches with the store's sort data. THREAD=REFERENCES follows RFC
  * 5256 §3 step by step; every walk over the thread tree is iterative, so a
  * mailbox of one endless reply chain cannot exhaust the thread's stack.
- * The result goes out in chunks like SEARCH's.
+ * Base subjects are grouped and ordered by their i;unicode-casemap forms
+ * (RFC 5051, storage/casemap.h), made once per message; the store's SORT
+ * does the same for every string key. The result goes out in chunks like
+ * SEARCH's.
  */
 #include "imapd-private.h"
+#include "storage/casemap.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -266,24 +270,19 @@ static struct tnode *tnode_new(struct threader *t, const struct store_sort_data 
 	return n;
 }
 
-static uint64_t str_hash(const char *s, bool fold)
+static uint64_t str_hash(const char *s)
 {
 	uint64_t h = 1469598103934665603ULL;
 
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (fold && c >= 'a' && c <= 'z')
-			c -= 32;
-		h = (h ^ c) * 1099511628211ULL;
-	}
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
 	return h;
 }
 
 /* The slot of id in the table (empty or holding it). */
 static size_t id_slot(const struct threader *t, const char *id)
 {
-	size_t mask = t->id_cap - 1, i = (size_t)str_hash(id, false) & mask;
+	size_t mask = t->id_cap - 1, i = (size_t)str_hash(id) & mask;
 
 	while (t->ids[i] != NULL && strcmp(t->ids[i], id) != 0)
 		i = (i + 1) & mask;
@@ -560,10 +559,10 @@ static void sort_children(struct tnode *n, struct tnode **tmp)
 	tmp[k - 1]->next = NULL;
 }
 
-/* i;ascii-casemap equality, for the subject table. */
+/* Equality of casemapped base subjects, for the subject table. */
 static bool subject_eq(const char *a, const char *b)
 {
-	return strcasecmp(a, b) == 0;
+	return strcmp(a, b) == 0;
 }
 
 /* The raw Subject of a message from its ENVELOPE (date, then subject). */
@@ -697,7 +696,7 @@ static size_t thread_group(struct threader *t, struct tnode **roots, size_t nroo
 
 		if (*s == '\0')
 			continue;
-		size_t j = (size_t)str_hash(s, true) & mask;
+		size_t j = (size_t)str_hash(s) & mask;
 
 		while (table[j] != NULL && !subject_eq(subj[j], s))
 			j = (j + 1) & mask;
@@ -726,7 +725,7 @@ static size_t thread_group(struct threader *t, struct tnode **roots, size_t nroo
 			roots[k++] = cur;
 			continue;
 		}
-		size_t j = (size_t)str_hash(s, true) & mask;
+		size_t j = (size_t)str_hash(s) & mask;
 
 		while (subj[j] != NULL && !subject_eq(subj[j], s))
 			j = (j + 1) & mask;
@@ -851,7 +850,7 @@ static struct tnode **thread_references(struct threader *t, const struct store_s
 static int subject_date_cmp(const void *pa, const void *pb)
 {
 	const struct store_sort_data *a = pa, *b = pb;
-	int r = strcasecmp(a->base_subject, b->base_subject);
+	int r = strcmp(a->base_subject, b->base_subject);
 
 	if (r != 0)
 		return r;
@@ -872,7 +871,7 @@ static struct tnode **thread_orderedsubject(struct threader *t, struct store_sor
 	for (size_t i = 0; i < n; i++) {
 		struct tnode *x = tnode_new(t, &d[i]);
 
-		if (i > 0 && strcasecmp(d[i].base_subject, d[i - 1].base_subject) == 0)
+		if (i > 0 && strcmp(d[i].base_subject, d[i - 1].base_subject) == 0)
 			add_child(roots[nroots - 1], x);
 		else
 			roots[nroots++] = x;
@@ -914,6 +913,9 @@ void imap__cmd_thread(struct imap_cmd *cmd)
 		imap__tagged_store_error(cmd, &err, false);
 		return;
 	}
+	/* Only compared from here on: their forms. */
+	for (size_t i = 0; i < nd; i++)
+		d[i].base_subject = store_casemap_subject(cmd->a, d[i].base_subject);
 	roots = refs ? thread_references(&t, d, nd, &nroots) :
 		thread_orderedsubject(&t, d, nd, &nroots);
 

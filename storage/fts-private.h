@@ -13,9 +13,9 @@
 
 struct mime_part;
 
-/* A message's searchable text (UTF-8): hdr "Name: value" lines of the
- * top-level header, body the text/ parts. Reference counted (a shared
- * save hands it to each recipient). */
+/* A message's searchable text, in its i;unicode-casemap form (casemap.h):
+ * hdr "Name: value" lines of the top-level header, body the text/ parts.
+ * Reference counted (a shared save hands it to each recipient). */
 struct store__fts_doc {
 	int refs;
 	struct buf hdr, body;

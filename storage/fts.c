@@ -5,9 +5,14 @@
  * (SQLite FTS5 with the trigram tokenizer, folded case): column hdr is the
  * top-level header, unfolded and decoded to UTF-8 ("Name: value" lines),
  * column body the decoded text/ parts (content-transfer-encoding undone,
- * charsets converted to UTF-8), one after the other. The trigram index
+ * charsets converted to UTF-8), one after the other. Both are kept in
+ * their i;unicode-casemap form (casemap.h), the form SEARCH compares: the
+ * trigrams of a casemapped needle are then trigrams of every text that
+ * contains it, and the check is a plain substring test. The trigram index
  * only narrows a search down: search.c checks the stored text of each
- * candidate for the substring, so tokenising never loses a match.
+ * candidate for the substring, so tokenising never loses a match. An
+ * index from before the casemapped form is emptied when it is opened, and
+ * its messages become pending (index.c).
  *
  * A document belongs to a GUID (fts_doc), not to a UID: the copies a COPY
  * or MOVE makes share it, and a trigger drops it with the last message of
@@ -23,11 +28,13 @@
  * refer to, keeping only the text parts (at save time the parser's tree
  * is at hand; a sync adopting a file parses it once more for this). At
  * most FTS_BODY_MAX bytes of text (after decoding) and FTS_HDR_MAX of
- * header are kept per message.
+ * header are taken per message, and at most twice that is kept once
+ * casemapped (which only text of unusual characters comes near).
  */
 #include "storage-private.h"
 #include "mime-private.h"
 #include "fts-private.h"
+#include "storage/casemap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -213,6 +220,17 @@ static void feed(struct segment *segs, size_t nsegs, size_t *cur, uint64_t vpos,
 	}
 }
 
+/* Replace text by its casemapped form, cut between characters at max. */
+static void casemap_text(struct buf *text, size_t max)
+{
+	struct buf form;
+
+	buf_init(&form, max);
+	store_casemap(&form, text->data, text->len);
+	buf_release(text);
+	*text = form;
+}
+
 struct store__fts_doc *store__fts_doc_build(int fd, const struct mime_part *root,
 					    struct store_error *err)
 {
@@ -270,6 +288,8 @@ struct store__fts_doc *store__fts_doc_build(int fd, const struct mime_part *root
 			buf_clear(&raw);
 		}
 		header_lines(&doc->hdr, (const char *)hdr_raw.data, hdr_raw.len);
+		casemap_text(&doc->hdr, 2 * FTS_HDR_MAX);
+		casemap_text(&doc->body, 2 * FTS_BODY_MAX);
 	}
 	buf_release(&raw);
 	buf_release(&hdr_raw);

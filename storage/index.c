@@ -92,6 +92,13 @@ static const char digest_schema[] =
 	"ALTER TABLE mailbox ADD COLUMN new_digest BLOB;"
 	"ALTER TABLE mailbox ADD COLUMN cur_digest BLOB;";
 
+/* The form of the full-text index's text (fts.c), meta 'fts_format' (the
+ * number twice, for C and for SQL): 2 since it is kept casemapped
+ * (i;unicode-casemap, casemap.h, tables of Unicode 15.0); none before.
+ * Raise it when the form changes (new tables, say). */
+#define FTS_FORMAT 2
+#define FTS_FORMAT_SQL "2"
+
 static bool index_stat(struct store_user *u, struct stat *st)
 {
 	char path[4096];
@@ -184,6 +191,65 @@ static void digest_setup(struct store_user *u)
 		return;
 	}
 	u->digests = has_digest_columns(u) && read_digest_key(u);
+}
+
+static int fts_format(struct store_user *u)
+{
+	sqlite3_stmt *st;
+	int v = 1;
+
+	if (sqlite3_prepare_v2(u->db, "SELECT value FROM meta WHERE key = 'fts_format'", -1,
+			       &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/*
+ * A full-text index of an older form: its text would not match what
+ * search.c looks for, so it goes, and every message becomes pending
+ * (searched from its file, its text kept again in the current form, up
+ * to STORE_SEARCH_KEEP_MAX a search). Dropping the table is much quicker
+ * than deleting its rows; store__meta_schema creates it again. Without
+ * the upgrade (a full disk, say) this connection uses no message_meta
+ * at all rather than give wrong answers; the next open tries again.
+ */
+static void fts_upgrade(struct store_user *u)
+{
+	struct store_error err = { 0 };
+
+	if (fts_format(u) == FTS_FORMAT)
+		return;
+	if (store__begin(u, false, &err) < 0)
+		goto fail;
+	/* Another connection may have done it meanwhile. */
+	int v = fts_format(u), pending = 0;
+
+	if (v != FTS_FORMAT) {
+		if (store__exec(u, "DROP TABLE message_fts; DELETE FROM fts_doc", &err) < 0 ||
+		    store__exec(u, "INSERT OR IGNORE INTO fts_pending"
+				" SELECT mailbox_id, uid FROM message", &err) < 0)
+			goto rollback;
+		pending = sqlite3_changes(u->db);
+		if (store__exec(u, store__meta_schema, &err) < 0 ||
+		    store__exec(u, "INSERT OR REPLACE INTO meta VALUES ('fts_format', "
+				FTS_FORMAT_SQL ")", &err) < 0)
+			goto rollback;
+	}
+	if (store__commit(u, &err) < 0)
+		goto fail;
+	if (pending > 0)
+		log_info("index of %s: full-text index emptied for its new form: %d messages"
+			 " are indexed again (in the background by tern-imapd, and as"
+			 " searches read them)", u->dir, pending);
+	return;
+rollback:
+	store__rollback(u);
+fail:
+	u->meta = false;
+	log_warn("index of %s: full-text index not upgraded: %s", u->dir, err.msg);
 }
 
 /* Open (creating if needed) and check the index: 1 when it was created
@@ -292,7 +358,8 @@ int store__index_open(struct store_user *u, struct store_error *err)
 		if (store__begin(u, true, err) < 0)
 			goto fail;
 		if (store__exec(u, schema, err) < 0 ||
-		    store__exec(u, "INSERT OR REPLACE INTO meta VALUES ('schema', 1)", err) < 0) {
+		    store__exec(u, "INSERT OR REPLACE INTO meta VALUES ('schema', 1),"
+				" ('fts_format', " FTS_FORMAT_SQL ")", err) < 0) {
 			store__rollback(u);
 			goto fail;
 		}
@@ -307,6 +374,8 @@ int store__index_open(struct store_user *u, struct store_error *err)
 	u->meta = store__exec(u, store__meta_schema, &meta_err) == 0;
 	if (!u->meta)
 		log_warn("index of %s: no message_meta table: %s", u->dir, meta_err.msg);
+	else
+		fts_upgrade(u);
 	digest_setup(u);
 	return version < 0 ? 1 : 0;
 fail:

@@ -6,11 +6,15 @@
  * tree costs a few bytes per message however deep it is. Keys on what the
  * view holds (flags, dates, sizes, UIDs, modseqs) are answered from it;
  * header keys read message_meta a row at a time; BODY, TEXT and HEADER
- * read the text kept by fts.c. For a string of three characters or more
- * the trigram index picks the candidates first; each candidate's text is
- * then checked for the substring, so the result is what a scan of every
- * message would give. Shorter strings scan the stored text of every
- * message of the mailbox. Messages still waiting for their text
+ * read the text kept by fts.c. Strings match with i;unicode-casemap
+ * (RFC 5051, casemap.h): the needle's casemapped form is looked for in
+ * the text's, which fts.c keeps casemapped already (the header fields of
+ * message_meta are casemapped as they are read). For a string of three
+ * characters or more (once casemapped) the trigram index picks the
+ * candidates first; each candidate's text is then checked for the
+ * substring, so the result is what a scan of every message would give.
+ * Shorter strings scan the stored text of every message of the mailbox.
+ * Messages still waiting for their text
  * (fts_pending: an index from before the text index, a Maildir adopted in
  * bulk) are read from their files, and the text of up to
  * STORE_SEARCH_KEEP_MAX of them is kept for the next searches. EMAILID hashes each
@@ -18,6 +22,7 @@
  */
 #include "storage-private.h"
 #include "fts-private.h"
+#include "storage/casemap.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -28,92 +33,63 @@ struct search_ctx {
 	struct store_mailbox *mb;
 	uint32_t n;
 	int64_t now;
-	struct buf fold;                /* the folded text being matched */
+	struct buf fold;                /* casemapped text of message_meta */
+	/* The string key being evaluated, casemapped: its string, and
+	 * HEADER's field name. */
+	struct buf needle, name;
 	struct store_error *err;
 };
 
-/* ------------------------------------------------------------ folding */
+/* ---------------------------------------------------------- matching */
 
-/* Simple case folding of one code point, only where it keeps the UTF-8
- * length (so text folds in place) and agrees with SQLite's (so the
- * trigram index never misses what this matches). */
-static uint32_t fold_cp(uint32_t c)
+/* Does the casemapped needle (nlen bytes) occur in the casemapped text? */
+static bool contains(const char *hay, size_t len, const char *needle, size_t nlen)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c + 32;
-	if (c < 0xc0)
-		return c;
-	if (c <= 0xde)
-		return c == 0xd7 ? c : c + 32;
-	if (c >= 0x100 && c <= 0x17e) {
-		/* Latin Extended-A: pairs, upper case first, except for these
-		 * runs that start on an odd code point; some have no pair. */
-		if (c == 0x130 || c == 0x131 || c == 0x138 || c == 0x149)
-			return c;
-		if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e))
-			return (c & 1) ? c + 1 : c;
-		if (c == 0x178)
-			return 0xff;
-		return (c & 1) ? c : c + 1;
-	}
-	if (c >= 0x391 && c <= 0x3a9 && c != 0x3a2)
-		return c + 32;
-	if (c >= 0x410 && c <= 0x42f)
-		return c + 32;
-	if (c >= 0x400 && c <= 0x40f)
-		return c + 80;
-	return c;
-}
-
-/* Fold s (len bytes) in place. Bytes that are not valid two-byte UTF-8
- * sequences are left as they are. */
-static void fold(unsigned char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		unsigned char b = s[i];
-
-		if (b < 0x80) {
-			if (b >= 'A' && b <= 'Z')
-				s[i] = b + 32;
-		} else if ((b & 0xe0) == 0xc0 && i + 1 < len && (s[i + 1] & 0xc0) == 0x80) {
-			uint32_t c = ((uint32_t)(b & 0x1f) << 6) | (s[i + 1] & 0x3f);
-			uint32_t f = fold_cp(c);
-
-			if (f != c && f >= 0x80 && f < 0x800) {
-				s[i] = (unsigned char)(0xc0 | (f >> 6));
-				s[i + 1] = (unsigned char)(0x80 | (f & 0x3f));
-			}
-			i++;
-		}
-	}
-}
-
-static bool match_buf(struct buf *tmp, const char *hay, size_t len, const char *needle)
-{
-	size_t nlen = strlen(needle);
-
 	if (nlen == 0)
 		return true;
-	if (len < nlen)
-		return false;
-	/* The folded needle goes after the folded text, in the same buffer. */
+	return len >= nlen && memmem(hay, len, needle, nlen) != NULL;
+}
+
+/* Does the needle (casemapped, nlen bytes) occur in hay (len bytes of
+ * UTF-8, not casemapped)? tmp holds hay's form. */
+static bool match_buf(struct buf *tmp, const char *hay, size_t len, const char *needle,
+		      size_t nlen)
+{
+	if (nlen == 0)
+		return true;
 	buf_clear(tmp);
-	if (buf_append(tmp, hay, len) < 0 || buf_append(tmp, needle, nlen) < 0)
-		return false;
-	fold(tmp->data, len);
-	fold(tmp->data + len, nlen);
-	return memmem(tmp->data, len, tmp->data + len, nlen) != NULL;
+	store_casemap(tmp, hay, len);
+	return contains((const char *)tmp->data, tmp->len, needle, nlen);
 }
 
 bool store_search_match(const char *hay, size_t len, const char *needle)
 {
-	struct buf tmp;
+	struct buf tmp, form;
 
-	buf_init(&tmp, len + strlen(needle) + 1);
-	bool ok = match_buf(&tmp, hay, len, needle);
+	buf_init(&tmp, SIZE_MAX);
+	buf_init(&form, SIZE_MAX);
+	store_casemap(&form, needle, strlen(needle));
+	bool ok = match_buf(&tmp, hay, len, (const char *)form.data, form.len);
 
 	buf_release(&tmp);
+	buf_release(&form);
 	return ok;
+}
+
+static const char *buf_str(const struct buf *b)
+{
+	return b->data != NULL ? (const char *)b->data : "";
+}
+
+/* The casemapped forms of a string key's string and field name. */
+static void casemap_key(struct search_ctx *c, const struct store_search *s)
+{
+	buf_clear(&c->needle);
+	buf_clear(&c->name);
+	if (s->str != NULL)
+		store_casemap(&c->needle, s->str, strlen(s->str));
+	if (s->header != NULL)
+		store_casemap(&c->name, s->header, strlen(s->header));
 }
 
 /* ------------------------------------------------------ simple keys */
@@ -274,7 +250,8 @@ static bool meta_test(struct search_ctx *c, const struct store_search *s, uint32
 	}
 	const char *v = (const char *)sqlite3_column_text(st, 1);
 
-	return v != NULL && match_buf(&c->fold, v, (size_t)sqlite3_column_bytes(st, 1), s->str);
+	return v != NULL && match_buf(&c->fold, v, (size_t)sqlite3_column_bytes(st, 1),
+				      buf_str(&c->needle), c->needle.len);
 }
 
 int store__meta_fill(struct store_mailbox *mb, uint32_t uid, struct store_error *err_r)
@@ -327,6 +304,7 @@ static int eval_meta(struct search_ctx *c, const struct store_search *s, uint8_t
 	sqlite3_stmt *st;
 	int rc, ret = -1;
 
+	casemap_key(c, s);
 	snprintf(sql, sizeof(sql), "SELECT uid, %s FROM message_meta WHERE mailbox_id = ?"
 		 " AND uid >= ? ORDER BY uid", meta_column(s->kind));
 	if (!u->meta) {
@@ -375,12 +353,13 @@ out:
 
 /* ------------------------------------------------- BODY, TEXT, HEADER */
 
-/* HEADER name value: a "Name: value" line of hdr whose name is name and
- * whose value contains value. */
-static bool header_test(struct search_ctx *c, const char *hdr, size_t len, const char *name,
-			const char *value)
+/* HEADER name value: a "Name: value" line of hdr whose name is the key's
+ * field name and whose value contains the key's string (all casemapped:
+ * the names are compared as i;unicode-casemap strings too). */
+static bool header_test(struct search_ctx *c, const char *hdr, size_t len)
 {
-	size_t nlen = strlen(name);
+	const char *name = buf_str(&c->name);
+	size_t nlen = c->name.len;
 	const char *p = hdr, *end = hdr + len;
 
 	while (p < end) {
@@ -388,12 +367,12 @@ static bool header_test(struct search_ctx *c, const char *hdr, size_t len, const
 		const char *next = nl != NULL ? nl + 1 : end;
 		size_t l = (size_t)((nl != NULL ? nl : end) - p);
 
-		if (l >= nlen + 1 && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0) {
+		if (l >= nlen + 1 && p[nlen] == ':' && memcmp(p, name, nlen) == 0) {
 			const char *v = p + nlen + 1;
 
 			if (v < p + l && *v == ' ')
 				v++;
-			if (match_buf(&c->fold, v, (size_t)(p + l - v), value))
+			if (contains(v, (size_t)(p + l - v), buf_str(&c->needle), c->needle.len))
 				return true;
 		}
 		p = next;
@@ -401,17 +380,20 @@ static bool header_test(struct search_ctx *c, const char *hdr, size_t len, const
 	return false;
 }
 
+/* The key on a message's stored (casemapped) header and body text. */
 static bool text_test(struct search_ctx *c, const struct store_search *s, const char *hdr,
 		      size_t hlen, const char *body, size_t blen)
 {
+	const char *needle = buf_str(&c->needle);
+
 	switch (s->kind) {
 	case STORE_SEARCH_BODY:
-		return match_buf(&c->fold, body, blen, s->str);
+		return contains(body, blen, needle, c->needle.len);
 	case STORE_SEARCH_TEXT:
-		return match_buf(&c->fold, hdr, hlen, s->str) ||
-			match_buf(&c->fold, body, blen, s->str);
+		return contains(hdr, hlen, needle, c->needle.len) ||
+			contains(body, blen, needle, c->needle.len);
 	default:
-		return header_test(c, hdr, hlen, s->header, s->str);
+		return header_test(c, hdr, hlen);
 	}
 }
 
@@ -557,8 +539,8 @@ static int eval_pending(struct search_ctx *c, const struct store_search *s, uint
 			log_debug("search: %s: %s", path, ferr.msg);
 			continue;
 		}
-		out[seq - 1] = text_test(c, s, (const char *)doc->hdr.data, doc->hdr.len,
-					 (const char *)doc->body.data, doc->body.len);
+		out[seq - 1] = text_test(c, s, buf_str(&doc->hdr), doc->hdr.len,
+					 buf_str(&doc->body), doc->body.len);
 		keep_doc(u, &kept, &budget, row.filename, doc);
 		store__fts_doc_unref(&doc);
 	}
@@ -570,27 +552,32 @@ static int eval_pending(struct search_ctx *c, const struct store_search *s, uint
 static int eval_text(struct search_ctx *c, const struct store_search *s, uint8_t *out)
 {
 	struct store_user *u = c->mb->user;
-	const char *needle = s->str != NULL ? s->str : "";
-	bool indexed = utf8_chars(needle) >= 3;
 	const char *col = s->kind == STORE_SEARCH_BODY ? "body" :
 		s->kind == STORE_SEARCH_TEXT ? "{hdr body}" : "hdr";
-	char *q = NULL;
+	/* Only the columns the key looks at are read. */
+	const char *cols = s->kind == STORE_SEARCH_BODY ? "NULL, f.body" :
+		s->kind == STORE_SEARCH_TEXT ? "f.hdr, f.body" : "f.hdr, NULL";
+	char *q = NULL, sql[300];
 	sqlite3_stmt *st;
 	int rc;
 
 	if (!u->meta)
 		return store__fail(c->err, STORE_ERR_TEMP, "no text index");
-	if (indexed) {
+	casemap_key(c, s);
+	const char *needle = buf_str(&c->needle);
+
+	if (utf8_chars(needle) >= 3) {
 		q = fts_query(col, needle);
-		rc = sqlite3_prepare_v2(u->db, "SELECT m.uid, f.hdr, f.body FROM message_fts f"
-					" JOIN message m ON m.mailbox_id = ? AND m.guid = f.guid"
-					" WHERE message_fts MATCH ?", -1, &st, NULL);
+		snprintf(sql, sizeof(sql), "SELECT m.uid, %s FROM message_fts f"
+			 " JOIN message m ON m.mailbox_id = ? AND m.guid = f.guid"
+			 " WHERE message_fts MATCH ?", cols);
 	} else {
-		rc = sqlite3_prepare_v2(u->db, "SELECT m.uid, f.hdr, f.body FROM message m"
-					" JOIN fts_doc d ON d.guid = m.guid"
-					" JOIN message_fts f ON f.rowid = d.docid"
-					" WHERE m.mailbox_id = ?", -1, &st, NULL);
+		snprintf(sql, sizeof(sql), "SELECT m.uid, %s FROM message m"
+			 " JOIN fts_doc d ON d.guid = m.guid"
+			 " JOIN message_fts f ON f.rowid = d.docid"
+			 " WHERE m.mailbox_id = ?", cols);
 	}
+	rc = sqlite3_prepare_v2(u->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		free(q);
 		return store__fail_db(c->err, u->db, "search");
@@ -729,9 +716,13 @@ int store_mailbox_search(struct store_mailbox *mb, const struct store_search *cr
 	*uids_r = NULL;
 	*count_r = 0;
 	buf_init(&c.fold, SIZE_MAX);
+	buf_init(&c.needle, SIZE_MAX);
+	buf_init(&c.name, SIZE_MAX);
 	int ret = eval(&c, crit, res);
 
 	buf_release(&c.fold);
+	buf_release(&c.needle);
+	buf_release(&c.name);
 	if (ret == 0) {
 		size_t n = 0;
 

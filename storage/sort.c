@@ -3,6 +3,9 @@
  * sort keys taken from the view and from message_meta's decoded header
  * fields (base subject, first addresses, display names, sent date) and
  * the threading fields, and sorting a set of UIDs by a list of keys.
+ * String keys compare with i;unicode-casemap (RFC 5051, as RFC 5256 and
+ * RFC 5255's I18NLEVEL=1 ask): each message's key is casemapped once per
+ * sort, and the forms compare octet by octet.
  *
  * The From, To and Cc values in message_meta are decoded already
  * (RFC 2047), so their addresses are parsed from the decoded text: a
@@ -13,6 +16,7 @@
 #include "storage-private.h"
 #include "mime-private.h"
 #include "fts-private.h"
+#include "storage/casemap.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -240,19 +244,12 @@ int store_mailbox_sort_data(struct store_mailbox *mb, const uint32_t *uids, size
 
 /* ---------------------------------------------------------- sorting */
 
-/* i;ascii-casemap (RFC 4790): bytes, ASCII letters folded. */
+/* Casemapped strings: octet by octet. */
 static int casemap_cmp(const char *a, const char *b)
 {
-	for (;; a++, b++) {
-		unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
+	int r = strcmp(a, b);
 
-		if (x >= 'a' && x <= 'z')
-			x -= 32;
-		if (y >= 'a' && y <= 'z')
-			y -= 32;
-		if (x != y || x == '\0')
-			return (x > y) - (x < y);
-	}
+	return (r > 0) - (r < 0);
 }
 
 static int num_cmp(int64_t a, int64_t b)
@@ -308,6 +305,59 @@ static int sort_cmp(const void *pa, const void *pb, void *arg)
 	return num_cmp(a->seq, b->seq);
 }
 
+/* The casemapped form of s, in a (tmp: room to make it). */
+static const char *key_form(struct arena *a, struct buf *tmp, const char *s)
+{
+	buf_clear(tmp);
+	store_casemap(tmp, s, strlen(s));
+	return tmp->data != NULL ? arena_strndup(a, (const char *)tmp->data, tmp->len) : "";
+}
+
+/* The string keys the sort compares, each replaced by its form. */
+static void casemap_keys(struct arena *a, struct store_sort_data *d, size_t n,
+			 const struct store_sort_spec *keys, size_t nkeys)
+{
+	unsigned done = 0;
+	struct buf tmp;
+
+	buf_init(&tmp, SIZE_MAX);
+	for (size_t k = 0; k < nkeys; k++) {
+		enum store_sort_key key = keys[k].key;
+
+		if (key == STORE_SORT_ARRIVAL || key == STORE_SORT_DATE ||
+		    key == STORE_SORT_SIZE || (done & (1u << key)) != 0)
+			continue;
+		done |= 1u << key;
+		for (size_t i = 0; i < n; i++) {
+			struct store_sort_data *s = &d[i];
+
+			switch (key) {
+			case STORE_SORT_SUBJECT:
+				s->base_subject = store_casemap_subject(a, s->base_subject);
+				break;
+			case STORE_SORT_FROM:
+				s->from = key_form(a, &tmp, s->from);
+				break;
+			case STORE_SORT_TO:
+				s->to = key_form(a, &tmp, s->to);
+				break;
+			case STORE_SORT_CC:
+				s->cc = key_form(a, &tmp, s->cc);
+				break;
+			case STORE_SORT_DISPLAYFROM:
+				s->display_from = key_form(a, &tmp, s->display_from);
+				break;
+			case STORE_SORT_DISPLAYTO:
+				s->display_to = key_form(a, &tmp, s->display_to);
+				break;
+			default:
+				break;
+			}
+		}
+	}
+	buf_release(&tmp);
+}
+
 int store_mailbox_sort(struct store_mailbox *mb, uint32_t *uids, size_t count,
 		       const struct store_sort_spec *keys, size_t nkeys, size_t *count_r,
 		       struct store_error *err)
@@ -322,6 +372,7 @@ int store_mailbox_sort(struct store_mailbox *mb, uint32_t *uids, size_t count,
 		arena_free(&a);
 		return -1;
 	}
+	casemap_keys(a, d, n, keys, nkeys);
 	qsort_r(d, n, sizeof(*d), sort_cmp, &k);
 	for (size_t i = 0; i < n; i++)
 		uids[i] = d[i].uid;

@@ -513,9 +513,10 @@ int store_decoder_finish(struct store_decoder *d, struct buf *out);
  * SAVED*, RFC 7162 MODSEQ) as a tree of criteria: the IMAP syntax is
  * parsed by imapd, which builds the tree (in its command arena).
  *
- * String keys match as the RFC says: a case-insensitive substring, not a
- * word. Folded: ASCII, and the simple one-to-one case mappings of Latin-1,
- * Latin Extended-A, Greek and Cyrillic; other scripts match case-sensitively.
+ * String keys match as the RFC says: a substring, not a word, compared
+ * with the i;unicode-casemap comparator of RFC 5051 (storage/casemap.h:
+ * titlecase and full decomposition, so case, composed or decomposed
+ * accents and compatibility forms like ligatures do not matter).
  * SUBJECT, FROM, TO, CC, BCC match the header decoded to UTF-8 (RFC 2047,
  * charsets). HEADER matches any field of the message's top-level header,
  * unfolded and decoded; an empty value matches every message that has the
@@ -601,7 +602,7 @@ int store_mailbox_search(struct store_mailbox *mb, const struct store_search *c,
 			 struct store_error *err);
 
 /* The substring test of string keys: does needle occur in hay (len
- * bytes of UTF-8), folded as described above? */
+ * bytes of UTF-8), both casemapped as described above? */
 bool store_search_match(const char *hay, size_t len, const char *needle);
 
 /* --------------------------------------------------------------- sort */
@@ -651,7 +652,7 @@ int store_mailbox_sort_data(struct store_mailbox *mb, const uint32_t *uids, size
 
 /* Sort uids in place (absent ones dropped; *count_r the rest) by the keys
  * in order; ties go by sequence number (RFC 5256). String keys compare
- * with i;ascii-casemap. */
+ * with i;unicode-casemap (RFC 5051, as I18NLEVEL=1 asks). */
 int store_mailbox_sort(struct store_mailbox *mb, uint32_t *uids, size_t count,
 		       const struct store_sort_spec *keys, size_t nkeys, size_t *count_r,
 		       struct store_error *err);

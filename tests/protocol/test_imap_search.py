@@ -1,10 +1,13 @@
 """tern-imapd SEARCH, SORT and THREAD (RFC 9051 §6.4.4, RFC 4731 ESEARCH,
 RFC 5182 SEARCHRES, RFC 7162 MODSEQ, RFC 5032 WITHIN, RFC 8514 SAVEDATE,
-RFC 5256 SORT/THREAD, RFC 5957 SORT=DISPLAY)."""
+RFC 5256 SORT/THREAD, RFC 5957 SORT=DISPLAY), and the i;unicode-casemap
+comparator of RFC 5255 I18NLEVEL=1 (RFC 5051) for all three."""
 import base64
 import datetime
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -513,3 +516,154 @@ def test_thread_bad(threads):
         assert len(lines) == 1 and lines[0].startswith("x BAD"), (args, lines)
     assert threads.cmd("x THREAD REFERENCES BIG5 ALL") == [
         "x NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset"]
+
+
+# ------------------------------------------------------ I18NLEVEL=1
+
+
+def b64_word(text):
+    """An RFC 2047 encoded-word of text."""
+    return "=?UTF-8?B?" + base64.b64encode(text.encode()).decode() + "?="
+
+
+def utf8_msg(headers, body, cte="8bit"):
+    return msg(headers + [("MIME-Version", "1.0"),
+                          ("Content-Type", "text/plain; charset=utf-8"),
+                          ("Content-Transfer-Encoding", cte)], body)
+
+
+# Text in other scripts and forms: é composed (1) and decomposed (3), a
+# ligature and full-width letters (1), Greek, Cyrillic, Hangul (2), ß and
+# the word kelvin (3).
+I1 = utf8_msg([("From", f"{b64_word('Ömer')} <oemer@example.org>"),
+               ("Subject", b64_word("Café au lait"))],
+              "Le café est prêt. Ｆｕｌｌ ｗｉｄｔｈ. Une ﬁle d'attente.\r\n".encode())
+I2 = utf8_msg([("From", "Zoe <zoe@example.org>"), ("Subject", b64_word("ΣΟΦΙΑ"))],
+              "Οδυσσεύς in МОСКВА, 한국어.\r\n".encode())
+I3 = utf8_msg([("From", "zed@example.org"), ("Subject", b64_word("σοφια"))],
+              b"cafe=CC=81 noir, Stra=C3=9Fe 5, 300 kelvin\r\n", cte="quoted-printable")
+
+
+@pytest.fixture
+def intl(server):
+    for m in (I1, I2, I3):
+        server.deliver(USER, m)
+    c = server.login(USER, PASSWORD)
+    assert c.cmd("s SELECT INBOX")[-1].startswith("s OK")
+    return c
+
+
+def usearch(c, key, word, tag="u", charset=True):
+    """SEARCH [CHARSET UTF-8] <key> <word as a literal>: the numbers."""
+    data = word.encode()
+    prefix = b"SEARCH CHARSET UTF-8 " if charset else b"SEARCH "
+    c.send(tag.encode() + b" " + prefix + key.encode() +
+           b" {%d+}\r\n" % len(data) + data + b"\r\n")
+    lines = c.response()
+    assert lines[-1] == f"{tag} OK SEARCH completed", (key, word, lines)
+    return [int(x) for x in untagged(lines, "SEARCH").split()[2:]]
+
+
+def test_i18nlevel_capability(server):
+    c = server.login(USER, PASSWORD)
+    lines = c.cmd("c CAPABILITY")
+    assert lines[-1] == "c OK Capability completed"
+    assert "I18NLEVEL=1" in untagged(lines, "CAPABILITY").split()
+
+
+# Needles that differ from the text only in case (beyond ASCII), in
+# composed or decomposed form, or by compatibility characters.
+UNICODE_CASES = [
+    ("BODY", "CAFÉ", [1, 3]),
+    ("BODY", "cafe\u0301", [1, 3]),
+    ("BODY", "Café Est", [1]),
+    ("BODY", "file d'", [1]),                # ﬁle
+    ("BODY", "FULL WIDTH", [1]),             # Ｆｕｌｌ ｗｉｄｔｈ
+    ("BODY", "ΟΔΥΣΣΕΎΣ", [2]),
+    ("BODY", "москва", [2]),
+    ("BODY", "한국", [2]),
+    ("BODY", "\u1112\u1161\u11ab", [2]),       # 한 as its jamo
+    ("BODY", "\u212aELVIN", [3]),             # the Kelvin sign
+    ("BODY", "STRAßE", [3]),
+    ("BODY", "STRASSE", []),                 # ß has no one-letter capital
+    ("BODY", "é", [1, 3]),                   # too short for the index
+    ("SUBJECT", "σοφια", [2, 3]),
+    ("SUBJECT", "ΣΟΦΙΑ", [2, 3]),
+    ("SUBJECT", "CAFE\u0301 AU", [1]),
+    ("FROM", "ÖMER", [1]),
+    ("HEADER Subject", "café", [1]),
+    ("TEXT", "öMeR", [1]),
+    ("TEXT", "Σοφια", [2, 3]),
+]
+
+
+def test_search_unicode_casemap(intl):
+    for key, word, expected in UNICODE_CASES:
+        assert usearch(intl, key, word) == expected, (key, word)
+    # Without CHARSET (UTF-8 is the default) and as UID SEARCH.
+    assert usearch(intl, "BODY", "CAFÉ", charset=False) == [1, 3]
+    word = "МОСКВА".encode()
+    intl.send(b"v UID SEARCH CHARSET UTF-8 BODY {%d+}\r\n" % len(word) + word + b"\r\n")
+    assert intl.response() == ["* SEARCH 2", "v OK SEARCH completed"]
+
+
+def test_search_after_index_upgrade(intl, server, mail_user):
+    """An index whose text is from before the casemapped form (no
+    fts_format, text as decoded): the next session's index open empties
+    it, and searches read the files: nothing is missed."""
+    _, uid, gid = mail_user
+    index = os.path.join(server.user_dir(USER), "index.sqlite")
+    script = ("import sqlite3, sys\n"
+              "db = sqlite3.connect(sys.argv[1], timeout=10)\n"
+              "db.executescript(\"UPDATE message_fts SET body = 'Le café est prêt';"
+              " DELETE FROM meta WHERE key = 'fts_format';\")\n"
+              "db.close()\n")
+    # As the mail user: the index's -wal and -shm stay its own.
+    p = subprocess.run([sys.executable, "-c", script, index], user=uid, group=gid,
+                       capture_output=True)
+    assert p.returncode == 0, p.stderr
+    c = server.login(USER, PASSWORD)
+    assert c.cmd("s SELECT INBOX")[-1].startswith("s OK")
+    for key, word, expected in UNICODE_CASES:
+        assert usearch(c, key, word) == expected, (key, word)
+
+
+def sort_msg(subject, sender, day):
+    return msg([("From", sender), ("Subject", subject),
+                ("Date", f"{day} Mar 2024 10:00:00 +0000")], b"x\r\n")
+
+
+@pytest.fixture
+def intl_sort(server):
+    """Subjects and names that differ only in the case of non-ASCII
+    letters or in composed or decomposed form:
+    1 "σοφια"       from "ärger"
+    2 "ΣΟΦΙΑ"       from Zed
+    3 "Apple"       from "ÄRGER"
+    4 "Re: Σοφια"   from "A\u0308rger"
+    """
+    for m in (sort_msg(b64_word("σοφια"), f"{b64_word('ärger')} <d@example.org>", 1),
+              sort_msg(b64_word("ΣΟΦΙΑ"), "Zed <z@example.org>", 2),
+              sort_msg("Apple", f"{b64_word('ÄRGER')} <b@example.org>", 3),
+              sort_msg(b64_word("Re: Σοφια"), f"{b64_word('Ärger')} <c@example.org>", 4)):
+        server.deliver(USER, m)
+    c = server.login(USER, PASSWORD)
+    assert c.cmd("s SELECT INBOX")[-1].startswith("s OK")
+    return c
+
+
+def test_sort_unicode_casemap(intl_sort):
+    """Equal keys keep message order (RFC 5256), REVERSE or not; with
+    i;ascii-casemap "ΣΟΦΙΑ" would sort before "σοφια", and Zed before
+    the ärgers."""
+    assert sort(intl_sort, "(SUBJECT) UTF-8 ALL") == [3, 1, 2, 4]
+    assert sort(intl_sort, "(REVERSE SUBJECT) UTF-8 ALL") == [1, 2, 4, 3]
+    assert sort(intl_sort, "(DISPLAYFROM) UTF-8 ALL") == [1, 3, 4, 2]
+    assert sort(intl_sort, "(DISPLAYFROM REVERSE DATE) UTF-8 ALL") == [4, 3, 1, 2]
+    assert sort(intl_sort, "(SUBJECT) UTF-8 ALL", cmd="UID SORT") == [3, 1, 2, 4]
+
+
+def test_thread_unicode_casemap(intl_sort):
+    """One base subject for σοφια, ΣΟΦΙΑ and Re: Σοφια."""
+    assert thread(intl_sort, "ORDEREDSUBJECT UTF-8 ALL") == "* THREAD (1 (2)(4))(3)"
+    assert thread(intl_sort, "REFERENCES UTF-8 ALL") == "* THREAD ((1)(2)(4))(3)"

@@ -3,10 +3,12 @@
  * search key alone and combined (OR, NOT, nested AND), the RFC's substring
  * semantics (part of a word, of an address, a word split by a
  * quoted-printable soft line break, base64 and ISO-8859-1 parts, RFC 2047
- * subjects, case folding beyond ASCII), the full-text index kept in step
- * with save, expunge, copy, move and rebuild (and messages without text
- * in it searched from their files), RFC 5256 base subjects, the SORT keys
- * and the threading fields.
+ * subjects), i;unicode-casemap matching (RFC 5051: case beyond ASCII,
+ * composed and decomposed letters, compatibility characters), the
+ * full-text index kept in step with save, expunge, copy, move and rebuild
+ * (and messages without text in it searched from their files), an index
+ * of the old uncasemapped form upgraded, RFC 5256 base subjects, the SORT
+ * keys (i;unicode-casemap too) and the threading fields.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -263,6 +265,20 @@ static void test_match_folding(void **state)
 	assert_true(store_search_match("ЁЖ", strlen("ЁЖ"), "ёж"));
 	/* A NUL inside the text does not end it. */
 	assert_true(store_search_match("a\0bcd", 5, "cd"));
+	/* i;unicode-casemap: composed and decomposed letters, ligatures,
+	 * full-width letters, final sigma, the Kelvin sign. */
+	assert_true(store_search_match("Café", strlen("Café"), "cafe\xcc\x81"));
+	assert_true(store_search_match("cafe\xcc\x81 noir", 11, "CAFÉ N"));
+	assert_false(store_search_match("cafe", 4, "café"));
+	assert_true(store_search_match("a ﬁle", strlen("a ﬁle"), "FILE"));
+	assert_true(store_search_match("ＴＥＲＮ", strlen("ＴＥＲＮ"), "tern"));
+	assert_true(store_search_match("Οδυσσεύς", strlen("Οδυσσεύς"), "ΟΔΥΣΣΕΎΣ"));
+	assert_true(store_search_match("300 kelvin", 10, "\xe2\x84\xaa" "ELVIN"));
+	assert_false(store_search_match("Straße", strlen("Straße"), "STRASSE"));
+	/* Invalid UTF-8 in the text is U+FFFD there: no crash, no match of
+	 * the bytes around it by accident. */
+	assert_true(store_search_match("ab\xff\xfe cd", 7, "CD"));
+	assert_false(store_search_match("\xc3", 1, "é"));
 }
 
 static void test_flags_dates_sizes_sets(void **state)
@@ -568,6 +584,139 @@ static void test_pending_from_files(void **state)
 	store_mailbox_close(&mb);
 }
 
+/* Messages in other scripts and forms, in the mailbox "Intl". */
+static const char intl1[] =
+	"From: =?UTF-8?B?w5ZtZXI=?= <oemer@example.org>\n"
+	"Subject: =?UTF-8?Q?Caf=C3=A9_au_lait?=\n"
+	"X-Note: =?UTF-8?B?zqPOn86mzpnOkQ==?=\n"
+	"MIME-Version: 1.0\n"
+	"Content-Type: text/plain; charset=utf-8\n"
+	"Content-Transfer-Encoding: 8bit\n"
+	"\n"
+	"Le café est prêt. Ｆｕｌｌ ｗｉｄｔｈ. Une ﬁle d'attente.\n";
+
+static const char intl2[] =
+	"From: Zoe <zoe@example.org>\n"
+	"Subject: =?UTF-8?B?zqPOn86mzpnOkQ==?=\n"
+	"MIME-Version: 1.0\n"
+	"Content-Type: text/plain; charset=utf-8\n"
+	"Content-Transfer-Encoding: 8bit\n"
+	"\n"
+	"Οδυσσεύς in МОСКВА, 한국어.\n";
+
+static const char intl3[] =
+	"From: zed@example.org\n"
+	"Subject: =?UTF-8?B?z4POv8+GzrnOsQ==?=\n"
+	"MIME-Version: 1.0\n"
+	"Content-Type: text/plain; charset=utf-8\n"
+	"Content-Transfer-Encoding: quoted-printable\n"
+	"\n"
+	"cafe=CC=81 noir, Stra=C3=9Fe 5, 300 kelvin\n";
+
+static void save_intl(struct fixture *f)
+{
+	struct store_error err = { 0 };
+
+	assert_int_equal(store_mailbox_create(f->u, "Intl", 0, &err), 0);
+	save(f->u, "Intl", intl1, 0, (int64_t)D0 * DAY);
+	save(f->u, "Intl", intl2, 0, (int64_t)(D0 + 1) * DAY);
+	save(f->u, "Intl", intl3, 0, (int64_t)(D0 + 2) * DAY);
+}
+
+/* Every string key, its needle casemapped and the text too: through the
+ * trigram index (3+ characters), by a scan (shorter), and from the files
+ * of pending messages. */
+static void check_intl(struct fixture *f, struct store_mailbox *mb)
+{
+	struct arena *a = f->a;
+
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "CAFÉ")), "1 3");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "cafe\xcc\x81")), "1 3");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "café est")), "1");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "FILE D'")), "1");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "full width")), "1");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "ΟΔΥΣΣΕΎΣ")), "2");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "москва")), "2");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "한국")), "2");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "\xe2\x84\xaa" "elvin")), "3");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "STRAßE")), "3");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "STRASSE")), "");
+	/* Short: scanned. "ﬁ" is "FI" (two characters). */
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "é")), "1 3");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "ﬁ")), "1");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_SUBJECT, "σοφια")), "2 3");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_SUBJECT, "ΣΟΦΙΑ")), "2 3");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_SUBJECT, "CAFÉ AU")), "1");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_FROM, "ömer")), "1");
+	assert_string_equal(run(f, mb, header(a, "subject", "cafe\xcc\x81")), "1");
+	assert_string_equal(run(f, mb, header(a, "X-NOTE", "σοφ")), "1");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_TEXT, "ÖMER")), "1");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_TEXT, "Σοφια")), "1 2 3");
+}
+
+static void test_unicode_casemap(void **state)
+{
+	struct fixture *f = *state;
+
+	save_intl(f);
+	struct store_mailbox *mb = open_mb(f->u, "Intl");
+
+	check_intl(f, mb);
+	store_mailbox_close(&mb);
+	/* The text index keeps the casemapped form. */
+	assert_int_equal(index_count(f, "SELECT count(*) FROM message_fts"
+				     " WHERE instr(body, 'LE CAFE\xcc\x81 EST')"), 1);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM message_fts"
+				     " WHERE instr(hdr, 'SUBJECT: CAFE\xcc\x81 AU LAIT')"), 1);
+}
+
+/*
+ * An index from before the casemapped text: its text table goes and every
+ * message is pending, when the index is opened; searches then read the
+ * files, find what they must, and keep the text in the new form. Only
+ * once: the next open leaves it alone.
+ */
+static void test_index_upgrade(void **state)
+{
+	struct fixture *f = *state;
+	struct arena *a = f->a;
+
+	save_intl(f);
+	store_user_close(&f->u);
+	/* The old form: text as decoded, no 'fts_format'. */
+	index_exec(f, "UPDATE message_fts SET body = 'Le café est prêt', hdr = 'Subject: Hello';"
+		   " DELETE FROM meta WHERE key = 'fts_format';");
+	struct store_user_options opt = { 0 };
+	struct store_error err = { 0 };
+
+	assert_int_equal(store_user_open(f->dir, &opt, &f->u, &err), 0);
+	assert_int_equal(index_count(f, "SELECT value FROM meta WHERE key = 'fts_format'"), 2);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM message_fts"), 0);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_doc"), 0);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending"), 7);
+	struct store_mailbox *mb = open_mb(f->u, "Intl");
+	struct store_mailbox *inbox = open_mb(f->u, "INBOX");
+
+	check_intl(f, mb);
+	assert_string_equal(run(f, inbox, str(a, STORE_SEARCH_BODY, "xylophone")), "3");
+	assert_string_equal(run(f, inbox, header(a, "x-custom", "ocket")), "4");
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending"), 0);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM message_fts"), 7);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM message_fts"
+				     " WHERE instr(body, 'XYLOPHONE')"), 1);
+	store_mailbox_close(&inbox);
+	store_mailbox_close(&mb);
+
+	/* Opened again: nothing to upgrade, nothing emptied. */
+	store_user_close(&f->u);
+	assert_int_equal(store_user_open(f->dir, &opt, &f->u, &err), 0);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM message_fts"), 7);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending"), 0);
+	mb = open_mb(f->u, "Intl");
+	check_intl(f, mb);
+	store_mailbox_close(&mb);
+}
+
 static void test_base_subject(void **state)
 {
 	struct arena *a = arena_new(0);
@@ -679,6 +828,53 @@ static void test_sort_and_thread_data(void **state)
 	store_mailbox_close(&mb);
 }
 
+/* SORT compares with i;unicode-casemap: subjects and names that differ
+ * only in the case of non-ASCII letters, or in composed or decomposed
+ * form, are equal keys (message order decides, RFC 5256). */
+static void test_sort_unicode(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	static const char *const msgs[] = {
+		"From: =?UTF-8?B?w6RyZ2Vy?= <d@example.org>\nSubject: =?UTF-8?B?z4POv8+GzrnOsQ==?=\n\nx\n",
+		"From: Zed <z@example.org>\nSubject: =?UTF-8?B?zqPOn86mzpnOkQ==?=\n\nx\n",
+		"From: =?UTF-8?B?w4RSR0VS?= <b@example.org>\nSubject: Apple\n\nx\n",
+		("From: =?UTF-8?Q?A=CC=88rger?= <c@example.org>\n"
+		 "Subject: =?UTF-8?B?UmU6IM6jzr/Phs65zrE=?=\n\nx\n"),
+	};
+
+	assert_int_equal(store_mailbox_create(f->u, "Sorted", 0, &err), 0);
+	for (size_t i = 0; i < N_ELEMENTS(msgs); i++)
+		save(f->u, "Sorted", msgs[i], 0, (int64_t)(D0 + (int64_t)i) * DAY);
+	struct store_mailbox *mb = open_mb(f->u, "Sorted");
+	struct store_sort_spec spec[] = { { STORE_SORT_SUBJECT, false } };
+	uint32_t uids[4];
+	size_t n;
+
+	/* σοφια, ΣΟΦΙΑ, Re: Σοφια share a base subject; Apple first. */
+	for (uint32_t i = 0; i < 4; i++)
+		uids[i] = 4 - i;
+	assert_int_equal(store_mailbox_sort(mb, uids, 4, spec, 1, &n, &err), 0);
+	assert_int_equal(n, 4);
+	assert_memory_equal(uids, ((uint32_t[]){ 3, 1, 2, 4 }), sizeof(uids));
+	spec[0].reverse = true;
+	assert_int_equal(store_mailbox_sort(mb, uids, 4, spec, 1, &n, &err), 0);
+	assert_memory_equal(uids, ((uint32_t[]){ 1, 2, 4, 3 }), sizeof(uids));
+	/* DISPLAYFROM: ärger, ÄRGER and A + U+0308 rger are one name, before
+	 * Zed. */
+	spec[0] = (struct store_sort_spec){ STORE_SORT_DISPLAYFROM, false };
+	assert_int_equal(store_mailbox_sort(mb, uids, 4, spec, 1, &n, &err), 0);
+	assert_memory_equal(uids, ((uint32_t[]){ 1, 3, 4, 2 }), sizeof(uids));
+	/* The sort data itself stays as decoded. */
+	struct store_sort_data *d;
+
+	uids[0] = 2;
+	assert_int_equal(store_mailbox_sort_data(mb, uids, 1, f->a, &d, &n, &err), 0);
+	assert_string_equal(d->base_subject, "ΣΟΦΙΑ");
+	assert_string_equal(d->display_from, "Zed");
+	store_mailbox_close(&mb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -691,6 +887,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_index_in_step, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_from_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sort_and_thread_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unicode_casemap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_upgrade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sort_unicode, setup, teardown),
 	};
 
 	log_init("test-search", LOG_TARGET_STDERR, LOG_LEVEL_WARN);
