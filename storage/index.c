@@ -114,18 +114,27 @@ int store__exec(struct store_user *u, const char *sql, struct store_error *err)
 	return 0;
 }
 
-static int schema_version(struct store_user *u)
+/* The number the meta table keeps under key: missing where it has none,
+ * -1 where there is no meta table (a new index). */
+static int meta_int(struct store_user *u, const char *key, int missing)
 {
 	sqlite3_stmt *st;
-	int v = -1;
+	int v = missing;
 
-	if (sqlite3_prepare_v2(u->db, "SELECT value FROM meta WHERE key = 'schema'", -1,
-			       &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(u->db, "SELECT value FROM meta WHERE key = ?", -1, &st,
+			       NULL) != SQLITE_OK)
 		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	return v;
+}
+
+/* The schema's version, -1 for a new index. */
+static int schema_version(struct store_user *u)
+{
+	return meta_int(u, "schema", -1);
 }
 
 static bool has_digest_columns(struct store_user *u)
@@ -193,18 +202,10 @@ static void digest_setup(struct store_user *u)
 	u->digests = has_digest_columns(u) && read_digest_key(u);
 }
 
+/* The text index's form; 1 where the index does not say (before 2). */
 static int fts_format(struct store_user *u)
 {
-	sqlite3_stmt *st;
-	int v = 1;
-
-	if (sqlite3_prepare_v2(u->db, "SELECT value FROM meta WHERE key = 'fts_format'", -1,
-			       &st, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return v;
+	return meta_int(u, "fts_format", 1);
 }
 
 /*
@@ -573,6 +574,20 @@ int store__mbox_save_ceilings(struct store_user *u, const struct store_mbox_row 
 		return store__fail_db(err, u->db, "mailbox update");
 	sqlite3_bind_int64(st, 1, row->uid_ceiling);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)row->modseq_ceiling);
+	sqlite3_bind_int64(st, 3, row->id);
+	return mbox_update_finish(u, st, err);
+}
+
+int store__mbox_save_times(struct store_user *u, const struct store_mbox_row *row,
+			   struct store_error *err)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(u->db, "UPDATE mailbox SET new_mtime = ?, cur_mtime = ?"
+			       " WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+		return store__fail_db(err, u->db, "mailbox update");
+	sqlite3_bind_int64(st, 1, row->new_mtime);
+	sqlite3_bind_int64(st, 2, row->cur_mtime);
 	sqlite3_bind_int64(st, 3, row->id);
 	return mbox_update_finish(u, st, err);
 }

@@ -234,6 +234,10 @@ void store__digest_name(struct store_user *u, struct store_mbox_row *row, const 
  * transaction. */
 int store__mbox_save_digests(struct store_user *u, const struct store_mbox_row *row,
 			     struct store_error *err);
+/* Store the row's directory times (new_mtime, cur_mtime), in the writer's
+ * transaction. */
+int store__mbox_save_times(struct store_user *u, const struct store_mbox_row *row,
+			   struct store_error *err);
 /* For tests: a folder's digests as stored in its mailbox row, as computed
  * from scratch from its message rows, and from a listing of new/ and cur/. */
 int store__folder_digests(struct store_user *u, const char *name,
@@ -264,9 +268,6 @@ int store__witness_end(struct store_witness *w, struct store_user *u, const char
 void store__witness_cancel(struct store_witness *w);
 /* For tests: writers behave as if they could not watch (no inotify). */
 void store__witness_disable(bool off);
-/* Store the row's new_mtime and cur_mtime, in the writer's transaction. */
-int store__mbox_save_times(struct store_user *u, const struct store_mbox_row *row,
-			   struct store_error *err);
 /* For tests: how many full reconciles (listing, parsing and matching every
  * file) this process has done. */
 uint64_t store__full_reconciles(void);

@@ -214,22 +214,3 @@ void store__witness_cancel(struct store_witness *w)
 		w->wd[d] = -1;
 	}
 }
-
-int store__mbox_save_times(struct store_user *u, const struct store_mbox_row *row,
-			   struct store_error *err)
-{
-	sqlite3_stmt *st;
-
-	if (sqlite3_prepare_v2(u->db, "UPDATE mailbox SET new_mtime = ?, cur_mtime = ?"
-			       " WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, u->db, "update mailbox");
-	sqlite3_bind_int64(st, 1, row->new_mtime);
-	sqlite3_bind_int64(st, 2, row->cur_mtime);
-	sqlite3_bind_int64(st, 3, row->id);
-	int rc = sqlite3_step(st);
-
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return store__fail_db(err, u->db, "update mailbox");
-	return 0;
-}
