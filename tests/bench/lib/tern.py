@@ -334,6 +334,17 @@ class Tern:
             raise RuntimeError("ternctl mailbox status %s INBOX: exit %d: %s"
                                % (user, r.returncode, r.stderr.strip()))
 
+    def pending(self, user):
+        """Messages of the user that tern-imapd has still to parse and index
+        in the background (adopted in bulk: storage/catchup.c)."""
+        import sqlite3
+        path = os.path.join(self.mail_root, user, "index.sqlite")
+        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=30)
+        try:
+            return db.execute("SELECT count(*) FROM fts_pending").fetchone()[0]
+        finally:
+            db.close()
+
     def log_tail(self, n=15):
         out = []
         for key, _section, _greeting, _bye in self.daemons:
