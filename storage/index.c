@@ -342,8 +342,15 @@ int store__index_open(struct store_user *u, struct store_error *err)
 
 	sqlite3_file_control(u->db, NULL, SQLITE_FCNTL_PERSIST_WAL, &persist);
 	sqlite3_extended_result_codes(u->db, 1);
+	/* Reads through a mapping of the file rather than pread into SQLite's
+	 * cache: a FETCH ENVELOPE of 10,000 messages of a 100,000-message
+	 * index took 67-70 ms with pread copies, 53-59 ms mapped. The pages
+	 * are the file system's cache, shared by every session of the user;
+	 * an idle session has no index open. The file is never truncated
+	 * under a mapping (no VACUUM; a rebuild puts a new file in place). */
 	if (store__exec(u, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-			"PRAGMA foreign_keys=OFF; PRAGMA cache_size=-8192;", err) < 0)
+			"PRAGMA foreign_keys=OFF; PRAGMA cache_size=-8192;"
+			"PRAGMA mmap_size=268435456;", err) < 0)
 		goto fail;
 	int version = schema_version(u);
 
