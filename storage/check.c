@@ -467,8 +467,8 @@ int store_user_check(const char *user_dir, store_check_cb *cb, void *data,
 			err->code = STORE_ERR_CORRUPT;
 	}
 out:
-	if (u.db != NULL)
-		sqlite3_close_v2(u.db);
+	/* With the statements the check's lookups cached on it. */
+	store__index_close(&u);
 	free(index_path);
 	free(u.dir);
 	free(u.maildir);
