@@ -150,6 +150,10 @@ static int open_save(struct lmtp_rcpt *r, struct store_save *src, struct store_s
 			store_save_share(src, r->store, mailbox, s_r, err);
 
 		if (ret == 0) {
+			/* The text for SEARCH is indexed later, in the background
+			 * (tern-imapd), not while the MTA waits. */
+			if (src == NULL)
+				store_save_defer_text(*s_r);
 			r->saved_in = mailbox;
 			return 0;
 		}

@@ -27,8 +27,8 @@
  * bounded): ENVELOPE, BODYSTRUCTURE and the rest of message-meta.c go
  * into the index in the transaction of the message row, so FETCH never
  * has to read the file for them; so does the message's text for SEARCH
- * (fts.c), read back from the file once it is written. Shared saves share
- * the results.
+ * (fts.c), read back from the file once it is written, unless the saver
+ * defers it (store_save_defer_text: LMTP). Shared saves share the results.
  */
 #include "storage-private.h"
 #include "mime-private.h"
@@ -66,6 +66,7 @@ struct store_save {
 	struct mime_parser *parser;     /* fed what is written, until finished */
 	struct store__meta *meta;       /* its results, once finished */
 	struct store__fts_doc *fts;     /* its text for the search index */
+	bool defer_text;        /* leave the text to store_user_catch_up */
 };
 
 /* A save into mailbox of u, without its file yet. NULL (with *err) when
@@ -147,6 +148,11 @@ void store_save_set_flags(struct store_save *s, uint32_t flags)
 void store_save_set_internal_date(struct store_save *s, int64_t when)
 {
 	s->internal_date = when;
+}
+
+void store_save_defer_text(struct store_save *s)
+{
+	s->defer_text = true;
 }
 
 /* The temporary file for messages: an anonymous file has no path. */
@@ -257,7 +263,8 @@ static int save_finish_file(struct store_save *s, struct store_error *err)
 		const struct mime_part *root = mime_parser_finish(s->parser);
 
 		s->meta = store__meta_from_parts(root);
-		s->fts = save_text(s, root);
+		/* Without a document the message is pending (fts_add). */
+		s->fts = s->defer_text ? NULL : save_text(s, root);
 		mime_parser_free(&s->parser);
 	}
 	struct timespec times[2] = {

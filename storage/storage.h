@@ -672,6 +672,11 @@ int store_save_begin(struct store_user *u, const char *mailbox, struct store_sav
 		     struct store_error *err);
 void store_save_set_flags(struct store_save *s, uint32_t flags);
 void store_save_set_internal_date(struct store_save *s, int64_t when);
+/* Leave the message's text out of the search index for now: it is then
+ * pending, as a bulk-adopted message is, until store_user_catch_up (or a
+ * search reading its file) adds it. Halves the cost of a delivery; call
+ * before the first write. The saves that share this one share it. */
+void store_save_defer_text(struct store_save *s);
 int store_save_write(struct store_save *s, const void *data, size_t len,
 		     struct store_error *err);
 int store_save_commit(struct store_save **s, uint32_t *uidvalidity_r, uint32_t *uid_r,

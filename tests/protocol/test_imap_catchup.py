@@ -64,3 +64,38 @@ def test_migrated_maildir_is_indexed_in_the_background(imapd, auth_env, mail_use
     assert lines[-1].startswith("s OK"), lines
     c.cmd("z LOGOUT")
     assert "warning: catch-up" not in server.log_tail(), server.log_tail()
+
+
+def test_lmtp_delivery_is_indexed_by_the_next_session(imapd, lmtpd, auth_env):
+    """tern-lmtpd stores a message's structure but leaves its text for
+    SEARCH pending; the next session has tern-imapd index it in the
+    background (a search meanwhile reads the files: storage's unit
+    tests)."""
+    auth_env.add_user(USER, PASSWORD)
+    server = imapd()
+    c = server.login(USER, PASSWORD)        # creates the user's Maildir
+    c.cmd("z LOGOUT")
+    l = lmtpd()
+    s = l.smtplib()
+    s.ehlo("t")
+    for i in range(3):
+        body = "a wombat burrows" if i == 1 else "nothing to see"
+        s.sendmail("x@example.org", [USER],
+                   f"Subject: delivered {i}\r\n\r\n{body}\r\n".encode())
+    s.quit()
+    index = os.path.join(server.user_dir(USER), "index.sqlite")
+    assert pending(index) == 3
+    db = sqlite3.connect(f"file:{index}?mode=ro", uri=True, timeout=10)
+    assert db.execute("SELECT count(*) FROM message_meta").fetchone()[0] == 3
+    db.close()
+
+    c = server.login(USER, PASSWORD)
+    lines = c.cmd("s SELECT INBOX")
+    assert "* 3 EXISTS" in lines, lines
+    deadline = time.monotonic() + CATCH_UP_TIMEOUT
+    while pending(index) > 0:
+        assert time.monotonic() < deadline, f"{pending(index)} messages still pending"
+        time.sleep(0.1)
+    lines = c.cmd('s UID SEARCH BODY "WOMBAT"')
+    assert lines[0] == "* SEARCH 2", lines
+    c.cmd("z LOGOUT")
