@@ -47,6 +47,7 @@
 #include "common/common.h"
 #include "imapd/parser.h"
 #include "storage/storage.h"
+#include "storage/store-cache.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -115,7 +115,8 @@ static void open_work(struct imap_cmd *cmd)
 	struct store_error *err = arena_alloc(cmd->a, sizeof(*err));
 
 	cmd->priv = err;
-	if (store_user_open(m->user_dir, &opt, &m->store, err) < 0)
+	m->store = store_cache_take(m->user_dir, &m->quota);
+	if (m->store == NULL && store_user_open(m->user_dir, &opt, &m->store, err) < 0)
 		m->store = NULL;
 	else
 		m->catch_up_due = store_user_pending(m->store) == 1;

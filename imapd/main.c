@@ -32,6 +32,7 @@ static int imap_prepare(const struct cfg *cfg)
 static int imap_start(struct uv_loop_s *loop)
 {
 	imap__loop = loop;
+	store_cache_start(loop);
 	return auth_service_start(loop);
 }
 
@@ -39,11 +40,14 @@ static void imap_reload(const struct cfg *cfg)
 {
 	settings_load(cfg);
 	auth_service_reload(cfg);
+	/* Nothing from before a reload stays open. */
+	store_cache_flush(imap__loop);
 }
 
 static void imap_stop(void)
 {
 	imap__catch_up_stop();
+	store_cache_stop();
 	auth_service_stop();
 }
 

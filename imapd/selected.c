@@ -567,6 +567,8 @@ static int mail_reopen(struct imap_mail *m, struct store_error *err)
 {
 	const struct store_user_options opt = { .create = false, .quota = &m->quota };
 
+	if (m->store == NULL)
+		m->store = store_cache_take(m->user_dir, &m->quota);
 	if (m->store == NULL && store_user_open(m->user_dir, &opt, &m->store, err) < 0)
 		return -1;
 	if (m->sel != NULL && m->sel->mb == NULL &&

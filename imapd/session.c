@@ -482,7 +482,9 @@ static void job_done(struct conn *c, void *data)
 static void mail_close(struct imap_mail *m)
 {
 	imap__selected_free(&m->sel);
-	store_user_close(&m->store);
+	/* Kept open for the user's next session (webmail logs in for every
+	 * page, phones poll); mail_release's close is for memory instead. */
+	store_cache_put(m->user_dir, &m->quota, &m->store);
 	free(m->user_dir);
 	m->user_dir = NULL;
 }

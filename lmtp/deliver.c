@@ -22,7 +22,7 @@
  * Two recipients that are the same user and mailbox (alice@ and
  * alice+x@ without a mailbox x) get one copy and the same reply.
  *
- * The recipients' stores go back to the cache of open stores (stores.c)
+ * The recipients' stores go back to the cache of open stores (storage/store-cache.c)
  * when the transaction is done with them, unless a store failed in a way
  * that may say something is wrong with it (a temporary failure other than
  * a full disk): that one is closed, and the next transaction opens the
@@ -68,7 +68,7 @@ static void release_store(struct lmtp_rcpt *r)
 	if (r->status == LMTP_ST_TEMPFAIL)
 		store_user_close(&r->store);
 	else
-		lmtp__stores_put(r->mail_dir, &r->quota, &r->store);
+		store_cache_put(r->mail_dir, &r->quota, &r->store);
 }
 
 void lmtp__txn_free_now(struct lmtp_txn **tp)

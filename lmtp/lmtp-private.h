@@ -7,7 +7,6 @@
  *   data.c       DATA (dot-unstuffing) and BDAT bodies into the spool
  *   recipient.c  RCPT: which user an address is, on the thread pool
  *   deliver.c    storing one message for all recipients, on the pool
- *   stores.c     users' stores kept open between transactions
  *   main.c       settings, the service hooks and main()
  *
  * A transaction (struct lmtp_txn) is owned by its session, or by the one
@@ -19,6 +18,7 @@
 #define TERN_LMTP_PRIVATE_H
 
 #include "auth/auth.h"
+#include "storage/store-cache.h"
 #include "common/common.h"
 #include "storage/storage.h"
 
@@ -130,7 +130,7 @@ struct lmtp_rcpt {
 	const char *mail_dir;
 	const char *mailbox;    /* the +detail mailbox, or INBOX */
 	struct store_user *store; /* taken at RCPT, owned by the transaction */
-	struct store_quota quota; /* the store's, for the cache (stores.c) */
+	struct store_quota quota; /* the store's, for storage/store-cache.c */
 	enum lmtp_status status;
 	uint32_t uid;
 	const char *saved_in;   /* the mailbox it went to */
@@ -225,23 +225,6 @@ enum lmtp_rcpt_result lmtp__rcpt_job_finish(struct lmtp_rcpt_job *job, struct lm
 					    const char *address, struct lmtp_rcpt **rcpt_r);
 /* The connection went away while the job ran. */
 void lmtp__rcpt_job_cancel(void *job);
-
-/* ---------------------------------------------------------------- stores */
-
-/*
- * An idle open store of the user at mail_dir opened with this quota, taken
- * out of the cache, or NULL (open one). Any thread.
- */
-struct store_user *lmtp__stores_take(const char *mail_dir, const struct store_quota *quota);
-/* Keep *store (set to NULL) for the next transaction. On a pool thread: it
- * may close the least recently used store. */
-void lmtp__stores_put(const char *mail_dir, const struct store_quota *quota,
-		      struct store_user **store);
-/* On the loop: start the idle sweep; close every idle store (SIGHUP);
- * close them all and keep no more (shutdown). */
-void lmtp__stores_start(struct uv_loop_s *loop);
-void lmtp__stores_flush(struct uv_loop_s *loop);
-void lmtp__stores_stop(void);
 
 /* --------------------------------------------------------------- deliver */
 

@@ -91,7 +91,7 @@ static int lmtp_start(struct uv_loop_s *loop)
 		return -1;
 	}
 	start_cfg = NULL;
-	lmtp__stores_start(loop);
+	store_cache_start(loop);
 	return 0;
 }
 
@@ -100,12 +100,12 @@ static void lmtp_reload(const struct cfg *cfg)
 	settings_load(cfg);
 	/* A reload is the administrator's way to make sure nothing from
 	 * before it stays open. */
-	lmtp__stores_flush(lmtp__loop);
+	store_cache_flush(lmtp__loop);
 }
 
 static void lmtp_stop(void)
 {
-	lmtp__stores_stop();
+	store_cache_stop();
 	auth_directory_close(&lmtp__directory);
 	settings_clear(&lmtp__set);
 }

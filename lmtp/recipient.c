@@ -15,7 +15,7 @@
  * at delivery), else INBOX: Dovecot's lmtp_save_to_detail_mailbox.
  *
  * Then, on the same thread-pool job (lookups and the index are disk work):
- * the user's store is taken from the cache of open stores (stores.c) or
+ * the user's store is taken from the cache of open stores (storage/store-cache.c) or
  * opened (created on the first delivery), and kept for the delivery; a
  * user whose quota is already full, or would be by
  * the SIZE= the client announced, is refused now rather than after DATA.
@@ -136,7 +136,7 @@ void lmtp__rcpt_job_run(void *data)
 
 	job->quota.max_bytes = job->user.quota_bytes;
 	job->quota.max_messages = job->user.quota_messages;
-	job->store = lmtp__stores_take(job->user.mail_dir, &job->quota);
+	job->store = store_cache_take(job->user.mail_dir, &job->quota);
 
 	struct store_user_options opt = { .create = true, .quota = &job->quota };
 
@@ -147,7 +147,7 @@ void lmtp__rcpt_job_run(void *data)
 		return;
 	}
 	if (over_quota(job)) {
-		lmtp__stores_put(job->user.mail_dir, &job->quota, &job->store);
+		store_cache_put(job->user.mail_dir, &job->quota, &job->store);
 		job->result = LMTP_RCPT_OVER_QUOTA;
 		return;
 	}

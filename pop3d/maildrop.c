@@ -48,7 +48,7 @@ void pop3__maildrop_close(struct pop3_maildrop **mdp)
 		return;
 	*mdp = NULL;
 	store_mailbox_close(&md->mb);
-	store_user_close(&md->store);
+	store_cache_put(md->user_dir, &md->quota, &md->store);
 	if (md->lock_fd >= 0)
 		close(md->lock_fd);
 	free(md->msgs);
@@ -145,8 +145,10 @@ void pop3__open_work(void *data)
 
 	md->lock_fd = -1;
 	md->user_dir = xstrdup(job->user_dir);
+	md->quota = job->quota;
 	job->result = POP3_OPEN_FAILED;
-	if (store_user_open(md->user_dir, &opt, &md->store, &err) < 0) {
+	md->store = store_cache_take(md->user_dir, &md->quota);
+	if (md->store == NULL && store_user_open(md->user_dir, &opt, &md->store, &err) < 0) {
 		snprintf(job->error, sizeof(job->error), "%s", err.msg);
 		goto fail;
 	}

@@ -30,6 +30,7 @@ static int pop3_prepare(const struct cfg *cfg)
 static int pop3_start(struct uv_loop_s *loop)
 {
 	pop3__loop = loop;
+	store_cache_start(loop);
 	return auth_service_start(loop);
 }
 
@@ -37,6 +38,14 @@ static void pop3_reload(const struct cfg *cfg)
 {
 	settings_load(cfg);
 	auth_service_reload(cfg);
+	/* Nothing from before a reload stays open. */
+	store_cache_flush(pop3__loop);
+}
+
+static void pop3_stop(void)
+{
+	store_cache_stop();
+	auth_service_stop();
 }
 
 int main(int argc, char **argv)
@@ -49,7 +58,7 @@ int main(int argc, char **argv)
 		.prepare_cb = pop3_prepare,
 		.start_cb = pop3_start,
 		.reload_cb = pop3_reload,
-		.stop_cb = auth_service_stop,
+		.stop_cb = pop3_stop,
 	};
 
 	return daemon_main(&def, argc, argv);

@@ -25,6 +25,7 @@
 #include "auth/auth.h"
 #include "common/common.h"
 #include "storage/storage.h"
+#include "storage/store-cache.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -143,6 +144,7 @@ struct pop3_msg {
  */
 struct pop3_maildrop {
 	char *user_dir;
+	struct store_quota quota;       /* the store's, for storage/store-cache.c */
 	struct store_user *store;
 	struct store_mailbox *mb;
 	int lock_fd;

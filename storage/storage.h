@@ -158,6 +158,9 @@ struct store_user_options {
 int store_user_open(const char *user_dir, const struct store_user_options *opt,
 		    struct store_user **u_r, struct store_error *err);
 void store_user_close(struct store_user **u);
+/* Fit to be kept open for another owner (store-cache.h): its index is
+ * open and no transaction was left behind. */
+bool store_user_reusable(struct store_user *u);
 /* Give back the index's cached pages (a session going idle: its next
  * command reads them again from the file system's cache). */
 void store_user_shrink(struct store_user *u);

@@ -178,6 +178,11 @@ void store_user_shrink(struct store_user *u)
 		sqlite3_db_release_memory(u->db);
 }
 
+bool store_user_reusable(struct store_user *u)
+{
+	return u->db != NULL && sqlite3_get_autocommit(u->db);
+}
+
 void store_user_close(struct store_user **up)
 {
 	struct store_user *u = *up;

@@ -1,5 +1,5 @@
 """
-tern-lmtpd keeps users' stores open between transactions (lmtp/stores.c):
+tern-lmtpd keeps users' stores open between transactions (storage/store-cache.c):
 that they are kept (the index stays open in the daemon after a delivery),
 and that whatever changed meanwhile is seen by the next delivery: a new
 quota, the user deleted and created again, the mail directory removed, the
