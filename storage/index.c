@@ -452,21 +452,42 @@ int store__follow_replaced_index(struct store_user *u, struct store_error *err)
 	return 0;
 }
 
+/* Run a cached statement that returns no rows. */
+static int run_stmt(struct store_user *u, enum store_stmt_id id, const char *sql,
+		    struct store_error *err)
+{
+	sqlite3_stmt *st = store__stmt(u, id, sql, err);
+
+	if (st == NULL)
+		return -1;
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return store__fail_db(err, u->db, sql);
+	return 0;
+}
+
 int store__begin(struct store_user *u, bool durable, struct store_error *err)
 {
 	if (store__follow_replaced_index(u, err) < 0)
 		return -1;
 	/* The level applies to the next commit; it cannot change inside a
 	 * transaction. */
-	if (store__exec(u, durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-			err) < 0)
+	if (run_stmt(u, durable ? STORE_STMT_SYNC_FULL : STORE_STMT_SYNC_NORMAL,
+		     durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err) < 0)
 		return -1;
-	return store__exec(u, "BEGIN IMMEDIATE", err);
+	return run_stmt(u, STORE_STMT_BEGIN, "BEGIN IMMEDIATE", err);
+}
+
+int store__begin_read(struct store_user *u, struct store_error *err)
+{
+	return run_stmt(u, STORE_STMT_BEGIN_READ, "BEGIN", err);
 }
 
 int store__commit(struct store_user *u, struct store_error *err)
 {
-	int ret = store__exec(u, "COMMIT", err);
+	int ret = run_stmt(u, STORE_STMT_COMMIT, "COMMIT", err);
 
 	if (ret < 0)
 		store__rollback(u);
@@ -535,12 +556,12 @@ int store__mbox_get(struct store_user *u, const char *name, struct store_mbox_ro
 	return -1;
 }
 
-/* Run and finalize st, an UPDATE of one mailbox row. */
+/* Run st, a cached UPDATE of one mailbox row. */
 static int mbox_update_finish(struct store_user *u, sqlite3_stmt *st, struct store_error *err)
 {
 	int rc = sqlite3_step(st);
 
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return store__fail_db(err, u->db, "mailbox update");
 	return 0;
@@ -554,9 +575,10 @@ int store__mbox_save_digests(struct store_user *u, const struct store_mbox_row *
 
 	if (!u->digests)
 		return 0;
-	if (sqlite3_prepare_v2(u->db, "UPDATE mailbox SET new_digest = ?, cur_digest = ?"
-			       " WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, u->db, "mailbox update");
+	st = store__stmt(u, STORE_STMT_MBOX_DIGESTS, "UPDATE mailbox SET new_digest = ?, cur_digest = ?"
+			    " WHERE id = ?", err);
+	if (st == NULL)
+		return -1;
 	for (int d = 0; d < STORE_DIGEST_DIRS; d++) {
 		for (int i = 0; i < 8; i++) {
 			blob[d][i] = (unsigned char)(row->digest[d].a >> (8 * i));
@@ -576,9 +598,10 @@ int store__mbox_save_ceilings(struct store_user *u, const struct store_mbox_row 
 {
 	sqlite3_stmt *st;
 
-	if (sqlite3_prepare_v2(u->db, "UPDATE mailbox SET uid_ceiling = ?, modseq_ceiling = ?"
-			       " WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, u->db, "mailbox update");
+	st = store__stmt(u, STORE_STMT_MBOX_CEILINGS, "UPDATE mailbox SET uid_ceiling = ?, modseq_ceiling = ?"
+			    " WHERE id = ?", err);
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_int64(st, 1, row->uid_ceiling);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)row->modseq_ceiling);
 	sqlite3_bind_int64(st, 3, row->id);
@@ -590,9 +613,10 @@ int store__mbox_save_times(struct store_user *u, const struct store_mbox_row *ro
 {
 	sqlite3_stmt *st;
 
-	if (sqlite3_prepare_v2(u->db, "UPDATE mailbox SET new_mtime = ?, cur_mtime = ?"
-			       " WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, u->db, "mailbox update");
+	st = store__stmt(u, STORE_STMT_MBOX_TIMES, "UPDATE mailbox SET new_mtime = ?, cur_mtime = ?"
+			    " WHERE id = ?", err);
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_int64(st, 1, row->new_mtime);
 	sqlite3_bind_int64(st, 2, row->cur_mtime);
 	sqlite3_bind_int64(st, 3, row->id);

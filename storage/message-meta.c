@@ -308,12 +308,12 @@ int store__meta_insert(struct store_user *u, int64_t mailbox_id, uint32_t uid, c
 
 	if (!u->meta)
 		return 0;
-	if (sqlite3_prepare_v2(u->db, "INSERT OR REPLACE INTO message_meta (mailbox_id, uid, guid,"
-			       " envelope, body, bodystructure, parts, date, subject, addr_from,"
-			       " addr_to, addr_cc, addr_bcc, message_id, in_reply_to, refs)"
-			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			       -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, u->db, "insert message_meta");
+	st = store__stmt(u, STORE_STMT_META_INSERT, "INSERT OR REPLACE INTO message_meta (mailbox_id,"
+			 " uid, guid, envelope, body, bodystructure, parts, date, subject, addr_from,"
+			 " addr_to, addr_cc, addr_bcc, message_id, in_reply_to, refs)"
+			 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", err);
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, uid);
 	sqlite3_bind_text(st, 3, guid, -1, SQLITE_STATIC);
@@ -329,7 +329,7 @@ int store__meta_insert(struct store_user *u, int64_t mailbox_id, uint32_t uid, c
 		sqlite3_bind_text(st, 9 + i, m->text[i], -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return store__fail_db(err, u->db, "insert message_meta");
 	return 0;

@@ -548,13 +548,12 @@ static int commit_one(struct store_user *u, struct commit_req *r)
 	snprintf(relname, sizeof(relname), "%s/%s", sub, name);
 	snprintf(r->final_path, sizeof(r->final_path), "%s/%s", s->folder, relname);
 	snprintf(r->subdir, sizeof(r->subdir), "%s/%s", s->folder, sub);
-	if (sqlite3_prepare_v2(u->db,
-			       "INSERT INTO message (mailbox_id, uid, guid, filename, flags, keywords,"
-			       " modseq, internal_date, save_date, size, vsize)"
-			       " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
-		store__fail_db(&r->err, u->db, "insert message");
+	st = store__stmt(u, STORE_STMT_SAVE_ROW,
+			 "INSERT INTO message (mailbox_id, uid, guid, filename, flags, keywords,"
+			 " modseq, internal_date, save_date, size, vsize)"
+			 " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)", &r->err);
+	if (st == NULL)
 		goto fail;
-	}
 	sqlite3_bind_int64(st, 1, row.id);
 	sqlite3_bind_int64(st, 2, uid);
 	sqlite3_bind_text(st, 3, s->base, -1, SQLITE_STATIC);
@@ -567,7 +566,7 @@ static int commit_one(struct store_user *u, struct commit_req *r)
 	sqlite3_bind_int64(st, 10, (sqlite3_int64)fn.vsize);
 	int rc = sqlite3_step(st);
 
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
 		store__fail_db(&r->err, u->db, "insert message");
 		goto fail;
@@ -576,19 +575,17 @@ static int commit_one(struct store_user *u, struct commit_req *r)
 		goto fail;
 	if (s->fts != NULL && store__fts_insert(u, s->base, s->fts, &r->err) < 0)
 		goto fail;
-	if (sqlite3_prepare_v2(u->db, "UPDATE mailbox SET uidnext = ?, highestmodseq = ?,"
-			       " uid_ceiling = ?, modseq_ceiling = ? WHERE id = ?",
-			       -1, &st, NULL) != SQLITE_OK) {
-		store__fail_db(&r->err, u->db, "update mailbox");
+	st = store__stmt(u, STORE_STMT_SAVE_MBOX, "UPDATE mailbox SET uidnext = ?, highestmodseq = ?,"
+			 " uid_ceiling = ?, modseq_ceiling = ? WHERE id = ?", &r->err);
+	if (st == NULL)
 		goto fail;
-	}
 	sqlite3_bind_int64(st, 1, uid + 1);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)modseq);
 	sqlite3_bind_int64(st, 3, row.uid_ceiling);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)row.modseq_ceiling);
 	sqlite3_bind_int64(st, 5, row.id);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
 		store__fail_db(&r->err, u->db, "update mailbox");
 		goto fail;

@@ -127,16 +127,17 @@ int store__view_refresh(struct store_mailbox *mb, struct store_error *err)
 		return 0;
 	/* One read transaction, so rows and expunges are from one moment. */
 	mb->cache_ok = false;
-	if (store__exec(u, "BEGIN", err) < 0)
+	if (store__begin_read(u, err) < 0)
 		return -1;
-	if (sqlite3_prepare_v2(u->db, "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?",
-			       -1, &st, NULL) != SQLITE_OK)
+	st = store__stmt(u, STORE_STMT_VIEW_EXPUNGED, "SELECT uid FROM expunged"
+			 " WHERE mailbox_id = ? AND modseq > ?", err);
+	if (st == NULL)
 		goto fail;
 	sqlite3_bind_int64(st, 1, mb->id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)mb->highestmodseq);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		view_remove(mb, (uint32_t)sqlite3_column_int64(st, 0));
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		goto fail;
 	/* An empty view reads every row, in UID order. Otherwise the rows
@@ -145,12 +146,15 @@ int store__view_refresh(struct store_mailbox *mb, struct store_error *err)
 	 * and put in UID order here, so that new messages are appends. */
 	bool all = mb->highestmodseq == 0;
 
-	if (sqlite3_prepare_v2(u->db, all ?
+	st = all ? store__stmt(u, STORE_STMT_VIEW_ALL,
 			       "SELECT uid, flags, keywords, modseq, internal_date, save_date, size,"
-			       " vsize FROM message WHERE mailbox_id = ? AND modseq > ? ORDER BY uid" :
-			       "SELECT uid, flags, keywords, modseq, internal_date, save_date, size,"
-			       " vsize FROM message INDEXED BY message_modseq"
-			       " WHERE mailbox_id = ? AND modseq > ?", -1, &st, NULL) != SQLITE_OK)
+			       " vsize FROM message WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+			       err) :
+		store__stmt(u, STORE_STMT_VIEW_CHANGED,
+			    "SELECT uid, flags, keywords, modseq, internal_date, save_date, size,"
+			    " vsize FROM message INDEXED BY message_modseq"
+			    " WHERE mailbox_id = ? AND modseq > ?", err);
+	if (st == NULL)
 		goto fail;
 	sqlite3_bind_int64(st, 1, mb->id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)mb->highestmodseq);
@@ -172,7 +176,7 @@ int store__view_refresh(struct store_mailbox *mb, struct store_error *err)
 		}
 		mb->changes_since_cache++;
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (nchanged > 1)
 		qsort(changed, nchanged, sizeof(*changed), msg_uid_cmp);
 	for (size_t i = 0; i < nchanged; i++)
@@ -185,7 +189,7 @@ int store__view_refresh(struct store_mailbox *mb, struct store_error *err)
 		store__rollback(u);
 		return -1;
 	}
-	store__exec(u, "COMMIT", err);
+	store__commit(u, err);
 	mb->uidnext = row.uidnext;
 	mb->highestmodseq = row.highestmodseq;
 	mb->cache_ok = true;
@@ -224,7 +228,7 @@ static void view_cache_load(struct store_mailbox *mb)
 	/* The row and its blob in one snapshot. The blob is read straight
 	 * into the view (sqlite3_blob_read): a column value would be copied
 	 * out of its overflow pages once more first. */
-	if (store__exec(mb->user, "BEGIN", &err) < 0)
+	if (store__begin_read(mb->user, &err) < 0)
 		return;
 	if (sqlite3_prepare_v2(db, "SELECT uidvalidity, highestmodseq, uidnext"
 			       " FROM view_cache WHERE mailbox_id = ?", -1, &st, NULL) != SQLITE_OK)
@@ -253,7 +257,7 @@ static void view_cache_load(struct store_mailbox *mb)
 	}
 	sqlite3_finalize(st);
 out:
-	store__exec(mb->user, "COMMIT", &err);
+	store__commit(mb->user, &err);
 }
 
 static void view_cache_save(struct store_mailbox *mb)
@@ -287,33 +291,37 @@ static void view_cache_save(struct store_mailbox *mb)
 
 static int64_t folder_message_count(struct store_user *u, int64_t id)
 {
+	struct store_error err = { 0 };
 	sqlite3_stmt *st;
 	int64_t n = INT64_MAX;
 
-	if (sqlite3_prepare_v2(u->db, "SELECT count(*) FROM message WHERE mailbox_id = ?", -1,
-			       &st, NULL) != SQLITE_OK)
+	st = store__stmt(u, STORE_STMT_COUNT, "SELECT count(*) FROM message WHERE mailbox_id = ?",
+			 &err);
+	if (st == NULL)
 		return n;
 	sqlite3_bind_int64(st, 1, id);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return n;
 }
 
 /* Fewer than STORE_RESCAN_AT_OPEN_MAX messages (counting no further). */
 static bool folder_is_small(struct store_user *u, int64_t id)
 {
+	struct store_error err = { 0 };
 	sqlite3_stmt *st;
 	int64_t n = INT64_MAX;
 
-	if (sqlite3_prepare_v2(u->db, "SELECT count(*) FROM (SELECT 1 FROM message"
-			       " WHERE mailbox_id = ? LIMIT ?)", -1, &st, NULL) != SQLITE_OK)
+	st = store__stmt(u, STORE_STMT_COUNT_UPTO, "SELECT count(*) FROM (SELECT 1 FROM message"
+			 " WHERE mailbox_id = ? LIMIT ?)", &err);
+	if (st == NULL)
 		return false;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, STORE_RESCAN_AT_OPEN_MAX);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return n < STORE_RESCAN_AT_OPEN_MAX;
 }
 
@@ -470,15 +478,16 @@ static int bump_mailbox(struct store_mailbox *mb, struct store_mbox_row *row, ui
 {
 	sqlite3_stmt *st;
 
-	if (sqlite3_prepare_v2(mb->user->db, "UPDATE mailbox SET highestmodseq = ?,"
-			       " modseq_ceiling = ? WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, mb->user->db, "update mailbox");
+	st = store__stmt(mb->user, STORE_STMT_MBOX_BUMP, "UPDATE mailbox SET highestmodseq = ?,"
+			 " modseq_ceiling = ? WHERE id = ?", err);
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)modseq);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)row->modseq_ceiling);
 	sqlite3_bind_int64(st, 3, mb->id);
 	int rc = sqlite3_step(st);
 
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return store__fail_db(err, mb->user->db, "update mailbox");
 	return store__mbox_save_digests(mb->user, row, err);
@@ -573,7 +582,6 @@ static int set_flags_batch(struct store_mailbox *mb, const uint32_t *uids, size_
 	size_t failed = 0;
 	struct renames renames = { 0 };
 	struct store_witness witness = { .fd = -1 };
-	sqlite3_stmt *update = NULL;
 
 	if (store__begin(u, false, err) < 0)
 		return -1;
@@ -628,23 +636,22 @@ static int set_flags_batch(struct store_mailbox *mb, const uint32_t *uids, size_
 		if (renamed)
 			store__witness_change(&witness, cur.filename, newrel);
 		renames_add(&renames, cur.filename, newrel);
-		if (update == NULL &&
-		    sqlite3_prepare_v2(u->db, "UPDATE message SET flags = ?, keywords = ?,"
-				       " modseq = ?, filename = ? WHERE mailbox_id = ? AND uid = ?",
-				       -1, &update, NULL) != SQLITE_OK) {
-			store__fail_db(err, u->db, "update flags");
-			goto fail;
-		}
-		sqlite3_stmt *st = update;
+		sqlite3_stmt *st = store__stmt(u, STORE_STMT_FLAGS, "UPDATE message SET flags = ?,"
+					       " keywords = ?, modseq = ?, filename = ?"
+					       " WHERE mailbox_id = ? AND uid = ?", err);
 
-		sqlite3_reset(st);
+		if (st == NULL)
+			goto fail;
 		sqlite3_bind_int64(st, 1, nf);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)nk);
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)modseq);
 		sqlite3_bind_text(st, 4, newrel, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 5, mb->id);
 		sqlite3_bind_int64(st, 6, uids[i]);
-		if (sqlite3_step(st) != SQLITE_DONE) {
+		int rc = sqlite3_step(st);
+
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
 			store__fail_db(err, u->db, "update flags");
 			goto fail;
 		}
@@ -654,8 +661,6 @@ static int set_flags_batch(struct store_mailbox *mb, const uint32_t *uids, size_
 	}
 	if (changed && bump_mailbox(mb, &row, modseq, err) < 0)
 		goto fail;
-	sqlite3_finalize(update);
-	update = NULL;
 	if (store__witness_end(&witness, u, mb->folder, &row, err) < 0)
 		goto fail;
 	if (store__commit(u, err) < 0)
@@ -664,7 +669,6 @@ static int set_flags_batch(struct store_mailbox *mb, const uint32_t *uids, size_
 	*failed_r += failed;
 	return 0;
 fail:
-	sqlite3_finalize(update);
 	store__rollback(u);
 undo:
 	store__witness_cancel(&witness);
