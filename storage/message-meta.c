@@ -61,6 +61,8 @@ const char store__meta_schema[] =
 	"  guid UNINDEXED, hdr, body, tokenize='trigram', detail='column');"
 	"CREATE TABLE IF NOT EXISTS fts_doc ("
 	"  guid TEXT PRIMARY KEY, docid INTEGER NOT NULL) WITHOUT ROWID;"
+	/* A search maps the documents it finds to their GUIDs. */
+	"CREATE INDEX IF NOT EXISTS fts_doc_docid ON fts_doc (docid);"
 	"CREATE TABLE IF NOT EXISTS fts_pending ("
 	"  mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL,"
 	"  PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"

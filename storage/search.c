@@ -568,8 +568,14 @@ static int eval_text(struct search_ctx *c, const struct store_search *s, uint8_t
 
 	if (utf8_chars(needle) >= 3) {
 		q = fts_query(col, needle);
+		/* Hits map to messages through fts_doc, which names each
+		 * GUID's document, not through the document's own guid
+		 * column. CROSS JOIN keeps the MATCH the outer loop: left to
+		 * itself, SQLite runs it once per message of the mailbox
+		 * (rowid = ?). */
 		snprintf(sql, sizeof(sql), "SELECT m.uid, %s FROM message_fts f"
-			 " JOIN message m ON m.mailbox_id = ? AND m.guid = f.guid"
+			 " CROSS JOIN fts_doc d ON d.docid = f.rowid"
+			 " CROSS JOIN message m ON m.mailbox_id = ? AND m.guid = d.guid"
 			 " WHERE message_fts MATCH ?", cols);
 	} else {
 		snprintf(sql, sizeof(sql), "SELECT m.uid, %s FROM message m"
