@@ -2,9 +2,11 @@
  * catchup.c — the background job that fills in what a bulk adoption left
  * out (store_user_catch_up): the messages of a migrated Maildir get their
  * structure and search text a batch at a time, each batch one job on the
- * pool, so that sessions' commands take turns with it. One job per user
- * per process; it starts when a session finds such messages (after LOGIN
- * or SELECT) and ends when none is left, or at shutdown.
+ * pool, so that sessions' commands take turns with it. The same job
+ * deletes expunged messages' text from the full-text index, a batch at a
+ * time. One job per user per process; it starts when a session finds
+ * such work (store_user_pending, after LOGIN or SELECT) and ends when
+ * none is left, or at shutdown.
  */
 #include "imapd-private.h"
 

@@ -118,7 +118,7 @@ struct imap_mail {
 	struct store_quota quota;
 	struct store_user *store;
 	struct imap_selected *sel;      /* NULL unless SELECTED */
-	bool catch_up_due;              /* a job found bulk-adopted messages */
+	bool catch_up_due;              /* a job found work for catchup.c */
 };
 
 /* What the client turned on (ENABLE, or implicitly). Read by jobs; a job

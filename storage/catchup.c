@@ -8,6 +8,9 @@
  * that work for a few messages at a time, for a daemon's background job:
  * the files are read and parsed without the write lock, then stored in one
  * short transaction, so that sessions and deliveries hardly wait for it.
+ * The same job deletes the text of expunged messages from the full-text
+ * index (fts.c), FTS_PURGE_BATCH documents a transaction, once a batch
+ * of them has gathered.
  */
 #include "storage-private.h"
 #include "fts-private.h"
@@ -36,7 +39,13 @@ int store_user_pending(struct store_user *u)
 	int rc = sqlite3_step(st);
 
 	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+	if (rc != SQLITE_DONE)
+		return rc == SQLITE_ROW ? 1 : -1;
+	/* Fewer than a batch of documents to delete wait for more: one
+	 * statement deleting many costs half as much a document. */
+	int gone = store__fts_gone_count(u, FTS_PURGE_BATCH);
+
+	return gone < 0 ? -1 : gone >= FTS_PURGE_BATCH;
 }
 
 /* Up to max pending messages, their files read and parsed. */
@@ -96,6 +105,18 @@ int store_user_catch_up(struct store_user *u, unsigned max, bool *more_r,
 	*more_r = false;
 	if (!u->meta || max == 0)
 		return 0;
+	/* Documents of expunged messages first, a batch a call (a read
+	 * first: most calls have none, and need no write lock for them). */
+	int purged = store__fts_gone_count(u, 1);
+
+	if (purged > 0)
+		purged = store__fts_purge(u, FTS_PURGE_BATCH, err);
+	else if (purged < 0)
+		return store__fail_db(err, u->db, "catch up");
+	if (purged < 0)
+		return -1;
+	bool more_gone = purged == FTS_PURGE_BATCH;
+
 	/* A read snapshot for the batch: its rows and their files belong
 	 * together. */
 	if (store__exec(u, "BEGIN", err) < 0)
@@ -131,6 +152,7 @@ int store_user_catch_up(struct store_user *u, unsigned max, bool *more_r,
 	 * round got somewhere. */
 	*more_r = n == max && stored > 0;
 out:
+	*more_r = *more_r || (ret == 0 && more_gone);
 	for (unsigned i = 0; i < n; i++) {
 		free(p[i].guid);
 		free(p[i].path);

@@ -37,6 +37,17 @@ int store__fts_has(struct store_user *u, const char *guid);
  * write transaction; its messages stop being pending. */
 int store__fts_insert(struct store_user *u, const char *guid, const struct store__fts_doc *doc,
 		      struct store_error *err);
+/*
+ * Documents of GUIDs that lost their last message wait in fts_gone (fts.c).
+ * FTS_PURGE_BATCH: the most store__fts_purge deletes in one transaction
+ * (0.2-0.8 ms each as measured, so a transaction of at most ~50 ms).
+ */
+#define FTS_PURGE_BATCH 64
+/* How many documents wait, counting up to max; -1 on an index error. */
+int store__fts_gone_count(struct store_user *u, int max);
+/* Delete up to max waiting documents in one write transaction of its own
+ * (not in the caller's): how many, -1 on an error. */
+int store__fts_purge(struct store_user *u, unsigned max, struct store_error *err);
 /* A sync adopted the file at path: index it unless its GUID has a
  * document. A file that cannot be read stays pending (not an error). */
 int store__fts_adopt(struct store_user *u, const char *path, const char *guid,

@@ -229,7 +229,8 @@ static void fts_upgrade(struct store_user *u)
 	int v = fts_format(u), pending = 0;
 
 	if (v != FTS_FORMAT) {
-		if (store__exec(u, "DROP TABLE message_fts; DELETE FROM fts_doc", &err) < 0 ||
+		if (store__exec(u, "DROP TABLE message_fts; DELETE FROM fts_doc;"
+				" DELETE FROM fts_gone", &err) < 0 ||
 		    store__exec(u, "INSERT OR IGNORE INTO fts_pending"
 				" SELECT mailbox_id, uid FROM message", &err) < 0)
 			goto rollback;

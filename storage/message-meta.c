@@ -55,7 +55,9 @@ const char store__meta_schema[] =
 	"  DELETE FROM message_meta WHERE mailbox_id = OLD.mailbox_id AND uid = OLD.uid;"
 	"END;"
 	/* The full-text index (fts.c): one document per GUID, shared by the
-	 * copies of a message, dropped with its last copy. fts_pending lists
+	 * copies of a message; its last copy takes it out of fts_doc (so no
+	 * search finds it) and into fts_gone, whose documents are deleted
+	 * from message_fts later, many in one statement. fts_pending lists
 	 * the messages that have none yet (searched from their files). */
 	"CREATE VIRTUAL TABLE IF NOT EXISTS message_fts USING fts5("
 	"  guid UNINDEXED, hdr, body, tokenize='trigram', detail='column');"
@@ -63,6 +65,7 @@ const char store__meta_schema[] =
 	"  guid TEXT PRIMARY KEY, docid INTEGER NOT NULL) WITHOUT ROWID;"
 	/* A search maps the documents it finds to their GUIDs. */
 	"CREATE INDEX IF NOT EXISTS fts_doc_docid ON fts_doc (docid);"
+	"CREATE TABLE IF NOT EXISTS fts_gone (docid INTEGER PRIMARY KEY);"
 	"CREATE TABLE IF NOT EXISTS fts_pending ("
 	"  mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL,"
 	"  PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
@@ -75,9 +78,11 @@ const char store__meta_schema[] =
 	"  WHEN NOT EXISTS (SELECT 1 FROM fts_doc WHERE guid = NEW.guid) BEGIN"
 	"  INSERT OR IGNORE INTO fts_pending VALUES (NEW.mailbox_id, NEW.uid);"
 	"END;"
+	/* Before meta 'fts_gone' (index.c) this deleted the document from
+	 * message_fts itself. */
 	"CREATE TRIGGER IF NOT EXISTS fts_del AFTER DELETE ON message BEGIN"
 	"  DELETE FROM fts_pending WHERE mailbox_id = OLD.mailbox_id AND uid = OLD.uid;"
-	"  DELETE FROM message_fts WHERE rowid = (SELECT docid FROM fts_doc WHERE guid = OLD.guid)"
+	"  INSERT OR IGNORE INTO fts_gone SELECT docid FROM fts_doc WHERE guid = OLD.guid"
 	"    AND NOT EXISTS (SELECT 1 FROM message WHERE guid = OLD.guid);"
 	"  DELETE FROM fts_doc WHERE guid = OLD.guid"
 	"    AND NOT EXISTS (SELECT 1 FROM message WHERE guid = OLD.guid);"

@@ -568,11 +568,11 @@ static int eval_text(struct search_ctx *c, const struct store_search *s, uint8_t
 
 	if (utf8_chars(needle) >= 3) {
 		q = fts_query(col, needle);
-		/* Hits map to messages through fts_doc, which names each
-		 * GUID's document, not through the document's own guid
-		 * column. CROSS JOIN keeps the MATCH the outer loop: left to
-		 * itself, SQLite runs it once per message of the mailbox
-		 * (rowid = ?). */
+		/* Through fts_doc, not f.guid: a document that lost its last
+		 * message stays in message_fts a while (fts.c), and a message
+		 * saved since with its GUID has a document of its own. CROSS
+		 * JOIN keeps the MATCH the outer loop: left to itself, SQLite
+		 * runs it once per message of the mailbox (rowid = ?). */
 		snprintf(sql, sizeof(sql), "SELECT m.uid, %s FROM message_fts f"
 			 " CROSS JOIN fts_doc d ON d.docid = f.rowid"
 			 " CROSS JOIN message m ON m.mailbox_id = ? AND m.guid = d.guid"

@@ -166,10 +166,13 @@ bool store_user_reusable(struct store_user *u);
 void store_user_shrink(struct store_user *u);
 /* Messages adopted in bulk (a migrated Maildir) have their index rows only;
  * their structure and text for SEARCH are read from their files on demand.
- * store_user_pending: 1 if some message waits for that, 0 if none, -1 on an
- * index error. store_user_catch_up does the work for up to max of them (in
- * one short write transaction; the files are read before it); *more_r: call
- * again. For a daemon's background job (catchup.c). */
+ * And the text of expunged messages is deleted from the full-text index
+ * later, many documents at a time (storage/fts.c). store_user_pending: 1
+ * if some message waits for its text or a batch of such documents waits,
+ * 0 if neither, -1 on an index error. store_user_catch_up does the work:
+ * a batch of those documents, then up to max of those messages (each in
+ * one short write transaction; the files are read before it); *more_r:
+ * call again. For a daemon's background job (catchup.c). */
 int store_user_pending(struct store_user *u);
 int store_user_catch_up(struct store_user *u, unsigned max, bool *more_r,
 			struct store_error *err);

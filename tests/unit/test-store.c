@@ -22,6 +22,8 @@
 #include "storage/storage.h"
 /* For the folder digests and the count of full reconciles (sync.c). */
 #include "storage/storage-private.h"
+/* For the bounds on unreachable text documents (fts.c). */
+#include "storage/fts-private.h"
 
 #include <sqlite3.h>
 #include <uv.h>
@@ -1754,6 +1756,107 @@ static void test_catch_up_fills_bulk_adoption(void **state)
 	store_mailbox_close(&mb);
 }
 
+/* n files with a word of their own ("uniq<i>word"), indexed. */
+static struct store_mailbox *indexed_inbox(struct fixture *f, int n)
+{
+	struct store_error err = { 0 };
+	char path[4096], text[256];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/Maildir/cur/17000%05d.M%dP1.oldhost:2,S", f->dir, i,
+			 i);
+		snprintf(text, sizeof(text), "Subject: note %d\n\nsome uniq%dword here\n", i, i);
+		write_file(path, text);
+	}
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+	bool more = true;
+
+	assert_int_equal(store_mailbox_count(mb), n);
+	while (more)
+		assert_int_equal(store_user_catch_up(f->u, 64, &more, &err), 0);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_pending"), 0);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM message_fts"), n);
+	return mb;
+}
+
+static int hits(struct store_mailbox *mb, const char *word, uint32_t max)
+{
+	struct store_search s = { .kind = STORE_SEARCH_BODY, .str = word };
+	uint8_t hit[1024];
+	int found = 0;
+
+	assert_true(max < sizeof(hit));
+	search_uids(mb, &s, hit, max);
+	for (uint32_t uid = 1; uid <= max; uid++)
+		found += hit[uid];
+	return found;
+}
+
+static void no_problem_cb(const struct store_check_problem *p, void *data)
+{
+	(void)data;
+	fail_msg("index check: %s", p->detail);
+}
+
+/*
+ * Expunged messages leave their documents in message_fts, unreachable and
+ * listed in fts_gone: the background catch-up deletes them once a batch
+ * has gathered (store_user_pending says so with nothing else to do).
+ */
+static void test_expunged_text_purged(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	enum { N = 2 * FTS_PURGE_BATCH + 20 };
+	struct store_mailbox *mb = indexed_inbox(f, N);
+	uint32_t uids[N];
+	char word[32];
+
+	assert_int_equal(store_user_pending(f->u), 0);
+	for (int i = 0; i < N; i++)
+		uids[i] = (uint32_t)(i + 1);
+	/* Fewer than a batch: left for later. */
+	assert_int_equal(store_mailbox_expunge(mb, uids, 10, &err), 0);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_gone"), 10);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM message_fts"), N);
+	assert_int_equal(store_user_pending(f->u), 0);
+	/* A batch and more: the catch-up's work, one batch a call. */
+	assert_int_equal(store_mailbox_expunge(mb, uids + 10, FTS_PURGE_BATCH + 10, &err), 0);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_gone"), FTS_PURGE_BATCH + 20);
+	assert_int_equal(store_user_pending(f->u), 1);
+	for (int i = 0; i < FTS_PURGE_BATCH + 20; i++) {
+		snprintf(word, sizeof(word), "uniq%dword", i);
+		assert_int_equal(hits(mb, word, N), 0);
+	}
+	assert_int_equal(hits(mb, "uniq99word", N), 1);
+	/* Waiting documents are no damage to `ternctl index check`. */
+	struct store_check_summary sum;
+
+	assert_int_equal(store_user_check(f->dir, no_problem_cb, NULL, &sum, &err), 0);
+	assert_int_equal(sum.problems, 0);
+	assert_int_equal(sum.messages, N - FTS_PURGE_BATCH - 20);
+	bool more;
+
+	assert_int_equal(store_user_catch_up(f->u, 64, &more, &err), 0);
+	assert_true(more);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_gone"), 20);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM message_fts"), N - FTS_PURGE_BATCH);
+	assert_int_equal(store_user_catch_up(f->u, 64, &more, &err), 0);
+	assert_false(more);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_gone"), 0);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM message_fts"),
+			 N - FTS_PURGE_BATCH - 20);
+	assert_int_equal(store_user_pending(f->u), 0);
+
+	store_mailbox_close(&mb);
+
+	/* A deleted mailbox's documents go the same way. */
+	assert_int_equal(store_mailbox_create(f->u, "Old", 0, &err), 0);
+	assert_int_equal(save(f->u, "Old", "Subject: old\n\nobsolete text\n", 0), 1);
+	assert_int_equal(store_mailbox_delete(f->u, "Old", &err), 0);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_gone"), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1783,6 +1886,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_object_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_adoption_is_lazy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_catch_up_fills_bulk_adoption, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expunged_text_purged, setup, teardown),
 	};
 
 	log_init("test-store", LOG_TARGET_STDERR, LOG_LEVEL_WARN);
