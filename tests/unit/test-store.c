@@ -1756,6 +1756,18 @@ static void test_catch_up_fills_bulk_adoption(void **state)
 	store_mailbox_close(&mb);
 }
 
+static void db_exec(struct fixture *f, const char *sql)
+{
+	char path[512];
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/index.sqlite", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
 /* n files with a word of their own ("uniq<i>word"), indexed. */
 static struct store_mailbox *indexed_inbox(struct fixture *f, int n)
 {
@@ -1857,6 +1869,59 @@ static void test_expunged_text_purged(void **state)
 	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_gone"), 1);
 }
 
+/* The trigger of an index from before fts_gone, which deleted documents
+ * from message_fts itself. */
+static const char old_fts_del[] =
+	"DROP TRIGGER fts_del; DROP TABLE fts_gone; DROP INDEX fts_doc_docid;"
+	"DELETE FROM meta WHERE key = 'fts_gone';"
+	"CREATE TRIGGER fts_del AFTER DELETE ON message BEGIN"
+	"  DELETE FROM fts_pending WHERE mailbox_id = OLD.mailbox_id AND uid = OLD.uid;"
+	"  DELETE FROM message_fts WHERE rowid = (SELECT docid FROM fts_doc WHERE guid = OLD.guid)"
+	"    AND NOT EXISTS (SELECT 1 FROM message WHERE guid = OLD.guid);"
+	"  DELETE FROM fts_doc WHERE guid = OLD.guid"
+	"    AND NOT EXISTS (SELECT 1 FROM message WHERE guid = OLD.guid);"
+	"END;";
+
+/* An index with that trigger gets the new one when opened, once. */
+static void test_fts_gone_upgrade(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	uint32_t uid[3];
+
+	for (int i = 0; i < 3; i++)
+		uid[i] = save(f->u, "INBOX", "Subject: up\n\nupgraded text\n", 0);
+	store_user_close(&f->u);
+	db_exec(f, old_fts_del);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM sqlite_master"
+				  " WHERE name IN ('fts_gone', 'fts_doc_docid')"), 0);
+	reopen(f);
+	assert_int_equal(db_count(f, "SELECT value FROM meta WHERE key = 'fts_gone'"), 1);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM sqlite_master"
+				  " WHERE name IN ('fts_gone', 'fts_doc_docid')"), 2);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM sqlite_master WHERE name = 'fts_del'"
+				  " AND instr(sql, 'INSERT OR IGNORE INTO fts_gone') > 0"), 1);
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	assert_int_equal(store_mailbox_expunge(mb, &uid[0], 1, &err), 0);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_gone"), 1);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM message_fts"), 3);
+	assert_int_equal(hits(mb, "upgraded", 3), 2);
+	store_mailbox_close(&mb);
+
+	/* Done once: with meta 'fts_gone' set, an open leaves fts_del alone
+	 * (here put back to the old text behind the index's back). */
+	store_user_close(&f->u);
+	db_exec(f, "DROP TRIGGER fts_del;"
+		"CREATE TRIGGER fts_del AFTER DELETE ON message BEGIN"
+		"  DELETE FROM fts_pending WHERE mailbox_id = OLD.mailbox_id AND uid = OLD.uid;"
+		"END;");
+	reopen(f);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM sqlite_master WHERE name = 'fts_del'"
+				  " AND instr(sql, 'fts_gone') > 0"), 0);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM meta WHERE key = 'fts_gone'"), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1887,6 +1952,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bulk_adoption_is_lazy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_catch_up_fills_bulk_adoption, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expunged_text_purged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fts_gone_upgrade, setup, teardown),
 	};
 
 	log_init("test-store", LOG_TARGET_STDERR, LOG_LEVEL_WARN);
