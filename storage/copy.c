@@ -7,6 +7,7 @@
  * (the names are put back when the transaction fails).
  */
 #include "storage-private.h"
+#include "fts-private.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -283,6 +284,8 @@ int store_mailbox_copy(struct store_mailbox *mb, const uint32_t *uids, size_t co
 			unlink(made[i].src_path);
 	}
 	*dest_uidvalidity_r = dst_row.uidvalidity;
+	if (move && any)
+		store__fts_gone_bound(u);
 	ret = 0;
 	goto out;
 rollback:

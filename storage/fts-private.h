@@ -41,13 +41,22 @@ int store__fts_insert(struct store_user *u, const char *guid, const struct store
  * Documents of GUIDs that lost their last message wait in fts_gone (fts.c).
  * FTS_PURGE_BATCH: the most store__fts_purge deletes in one transaction
  * (0.2-0.8 ms each as measured, so a transaction of at most ~50 ms).
+ * FTS_GONE_MAX: more than this waiting after a delete of messages, and
+ * the process that deleted them purges them all at once (tern-pop3d and
+ * ternctl run no background job; tern-imapd's rarely lets that many
+ * gather). Together they bound the space unreachable documents take.
  */
 #define FTS_PURGE_BATCH 64
+#define FTS_GONE_MAX 256
 /* How many documents wait, counting up to max; -1 on an index error. */
 int store__fts_gone_count(struct store_user *u, int max);
 /* Delete up to max waiting documents in one write transaction of its own
  * (not in the caller's): how many, -1 on an error. */
 int store__fts_purge(struct store_user *u, unsigned max, struct store_error *err);
+/* After a committed delete of messages: purge every waiting document,
+ * a batch a transaction, if more than FTS_GONE_MAX wait. Failure is only
+ * logged (the documents wait for the next try). Blocks on the index. */
+void store__fts_gone_bound(struct store_user *u);
 /* A sync adopted the file at path: index it unless its GUID has a
  * document. A file that cannot be read stays pending (not an error). */
 int store__fts_adopt(struct store_user *u, const char *path, const char *guid,

@@ -31,8 +31,8 @@
  * fts_doc, which makes it unreachable: searches find messages through
  * fts_doc, never through message_fts's own guid column. Its docid goes
  * to fts_gone, and store__fts_purge deletes such documents later, up to
- * FTS_PURGE_BATCH in one statement, in tern-imapd's background job
- * (catchup.c).
+ * FTS_PURGE_BATCH in one statement: tern-imapd's background job
+ * (catchup.c), and any process once more than FTS_GONE_MAX wait.
  *
  * The text is built from the file after the MIME parser has found the
  * parts: one more sequential read, of the CRLF view the parser's offsets
@@ -479,4 +479,19 @@ int store__fts_purge(struct store_user *u, unsigned max, struct store_error *err
 	if (store__commit(u, err) < 0)
 		return -1;
 	return n;
+}
+
+void store__fts_gone_bound(struct store_user *u)
+{
+	struct store_error err = { 0 };
+	int n = store__fts_gone_count(u, FTS_GONE_MAX + 1);
+
+	if (n <= FTS_GONE_MAX)
+		return;
+	/* A batch a transaction, so that other writers get their turn. */
+	while ((n = store__fts_purge(u, FTS_PURGE_BATCH, &err)) == FTS_PURGE_BATCH)
+		;
+	/* Harmless: the documents wait for the next purge. */
+	if (n < 0)
+		log_debug("index of %s: text index not purged: %s", u->dir, err.msg);
 }

@@ -6,6 +6,7 @@
  * remove are picked up when mailboxes are listed or looked up.
  */
 #include "storage-private.h"
+#include "fts-private.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -233,6 +234,7 @@ int store_mailbox_delete(struct store_user *u, const char *name, struct store_er
 	}
 	store__fsync_dir(u->maildir, err);
 	store__remove_tree(trash);
+	store__fts_gone_bound(u);
 	ret = 0;
 	goto out;
 undo:
@@ -543,6 +545,8 @@ static int folders_reconcile(struct store_user *u, struct store_error *err)
 		free(gone[i]);
 	}
 	free(gone);
+	if (ngone > 0)
+		store__fts_gone_bound(u);
 	return ret;
 }
 

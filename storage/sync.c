@@ -486,6 +486,7 @@ struct sync_ctx {
 	uint64_t modseq;        /* the modseq of this sync's changes */
 	bool changed;
 	bool durable;           /* UIDs handed out or expunges recorded */
+	bool expunged;          /* message rows deleted */
 	bool trust_uids;
 	bool lazy;              /* adopting many files: index rows only */
 	struct store_digest digest[STORE_DIGEST_DIRS]; /* of the names now expected */
@@ -687,6 +688,7 @@ static int expunge_row(struct sync_ctx *sc, uint32_t uid, struct store_error *er
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)sc->modseq);
 	sc->changed = true;
 	sc->durable = true;
+	sc->expunged = true;
 	return exec_stmt(sc->u, st, err, "expunge");
 }
 
@@ -1044,6 +1046,8 @@ static int sync_folder(struct store_user *u, const char *name, bool force, bool 
 		goto out;
 	}
 	ret = store__commit(u, err);
+	if (ret == 0 && sc.expunged)
+		store__fts_gone_bound(u);
 	if (ret < 0 && !sc.changed) {
 		/* Only the directory times were to be remembered: a hint, not
 		 * worth failing a read for (a full disk, say). */

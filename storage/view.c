@@ -5,6 +5,7 @@
  * keyword changes, and expunge.
  */
 #include "storage-private.h"
+#include "fts-private.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -772,6 +773,8 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t
 		unlink(path);
 	}
 	renames_free(&hidden_files);
+	if (changed)
+		store__fts_gone_bound(u);
 	return store__view_refresh(mb, err);
 fail:
 	store__rollback(u);

@@ -1813,13 +1813,14 @@ static void no_problem_cb(const struct store_check_problem *p, void *data)
 /*
  * Expunged messages leave their documents in message_fts, unreachable and
  * listed in fts_gone: the background catch-up deletes them once a batch
- * has gathered (store_user_pending says so with nothing else to do).
+ * has gathered (store_user_pending says so with nothing else to do), and
+ * a process without one deletes them all once more than FTS_GONE_MAX wait.
  */
 static void test_expunged_text_purged(void **state)
 {
 	struct fixture *f = *state;
 	struct store_error err = { 0 };
-	enum { N = 2 * FTS_PURGE_BATCH + 20 };
+	enum { N = FTS_GONE_MAX + 2 * FTS_PURGE_BATCH + 20 };
 	struct store_mailbox *mb = indexed_inbox(f, N);
 	uint32_t uids[N];
 	char word[32];
@@ -1860,6 +1861,18 @@ static void test_expunged_text_purged(void **state)
 			 N - FTS_PURGE_BATCH - 20);
 	assert_int_equal(store_user_pending(f->u), 0);
 
+	/* More than FTS_GONE_MAX at once: deleted by the expunge itself. */
+	size_t done = FTS_PURGE_BATCH + 20, left = N - done;
+
+	assert_true(left > FTS_GONE_MAX);
+	assert_int_equal(store_mailbox_expunge(mb, uids + done, FTS_GONE_MAX, &err), 0);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_gone"), FTS_GONE_MAX);
+	assert_int_equal(store_mailbox_expunge(mb, uids + done + FTS_GONE_MAX, 1, &err), 0);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_gone"), 0);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM message_fts"), left - FTS_GONE_MAX - 1);
+	assert_int_equal(store_mailbox_count(mb), left - FTS_GONE_MAX - 1);
+	snprintf(word, sizeof(word), "uniq%dword", N - 1);
+	assert_int_equal(hits(mb, word, N), 1);
 	store_mailbox_close(&mb);
 
 	/* A deleted mailbox's documents go the same way. */
