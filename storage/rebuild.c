@@ -55,10 +55,15 @@ int store__rebuild(struct store_user *u, struct store_error *err)
 	log_info("rebuilding the index of %s from its Maildir", u->dir);
 	if (store__begin(u, true, err) < 0)
 		return -1;
+	/* The text index goes as a whole (the files are indexed again): quicker
+	 * than deleting its documents, and none is left for a purge (fts.c). */
 	if (set_rebuild_flag(u, true, err) < 0 ||
+	    (u->meta && store__exec(u, "DELETE FROM fts_doc; DELETE FROM fts_gone", err) < 0) ||
 	    store__exec(u, "DELETE FROM message; DELETE FROM expunged; DELETE FROM mailbox;"
 			 " DELETE FROM view_cache;",
-			err) < 0) {
+			err) < 0 ||
+	    (u->meta && (store__exec(u, "DROP TABLE message_fts", err) < 0 ||
+			 store__exec(u, store__meta_schema, err) < 0))) {
 		store__rollback(u);
 		return -1;
 	}

@@ -1935,6 +1935,27 @@ static void test_fts_gone_upgrade(void **state)
 	assert_int_equal(db_count(f, "SELECT count(*) FROM meta WHERE key = 'fts_gone'"), 1);
 }
 
+/* A rebuild cut short by a crash starts again from its empty tables: the
+ * text index goes as a whole, leaving nothing in fts_gone. */
+static void test_rebuild_empties_text_index(void **state)
+{
+	struct fixture *f = *state;
+
+	for (int i = 0; i < 3; i++)
+		save(f->u, "INBOX", "Subject: again\n\nrebuilt text\n", 0);
+	store_user_close(&f->u);
+	db_exec(f, "INSERT OR REPLACE INTO meta VALUES ('rebuild', 1)");
+	reopen(f);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_gone"), 0);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM message_fts"), 3);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_doc"), 3);
+	assert_int_equal(db_count(f, "SELECT count(*) FROM message"), 3);
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+
+	assert_int_equal(hits(mb, "rebuilt", 3), 3);
+	store_mailbox_close(&mb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1966,6 +1987,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_catch_up_fills_bulk_adoption, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expunged_text_purged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fts_gone_upgrade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rebuild_empties_text_index, setup, teardown),
 	};
 
 	log_init("test-store", LOG_TARGET_STDERR, LOG_LEVEL_WARN);
