@@ -320,7 +320,8 @@ int main(int argc, char **argv)
 	if (sqlite3_open(path, &db) != SQLITE_OK)
 		die("sqlite3_open", NULL);
 	int64_t fts = query_int(db, "SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'message_fts%'"
-				" OR name IN ('fts_doc', 'fts_pending', 'message_guid_only')");
+				" OR name IN ('fts_doc', 'fts_doc_docid', 'fts_pending', 'fts_gone',"
+				" 'message_guid_only')");
 	int64_t fts_content = query_int(db, "SELECT sum(pgsize) FROM dbstat"
 					" WHERE name = 'message_fts_content'");
 	int64_t text_bytes = query_int(db, "SELECT sum(length(CAST(hdr AS BLOB)) +"
