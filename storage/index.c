@@ -323,6 +323,29 @@ static int busy_wait(void *data, int tries)
 	return 1;
 }
 
+/*
+ * WAL mode. Turning a new database to WAL takes its exclusive lock, and
+ * when several connections open a new index at once (a burst of first
+ * deliveries) SQLite answers SQLITE_BUSY at once, without the busy
+ * handler (two readers both wanting to write would deadlock): so retry,
+ * within the same bound as any wait for the lock.
+ */
+static int set_wal_mode(struct store_user *u, struct store_error *err)
+{
+	int64_t start = store__now_ns();
+
+	for (;;) {
+		int rc = sqlite3_exec(u->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+
+		if (rc == SQLITE_OK)
+			return 0;
+		if ((rc & 0xff) != SQLITE_BUSY ||
+		    store__now_ns() - start >= (int64_t)BUSY_TIMEOUT_MS * 1000000)
+			return store__fail_db(err, u->db, "PRAGMA journal_mode=WAL");
+		sqlite3_sleep(1);
+	}
+}
+
 static void sqlite_setup(void)
 {
 	/* Fails harmlessly if the program initialised SQLite already. */
@@ -381,9 +404,9 @@ int store__index_open(struct store_user *u, struct store_error *err)
 	 * are the file system's cache, shared by every session of the user;
 	 * an idle session has no index open. The file is never truncated
 	 * under a mapping (no VACUUM; a rebuild puts a new file in place). */
-	if (store__exec(u, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-			"PRAGMA foreign_keys=OFF; PRAGMA cache_size=-8192;"
-			"PRAGMA mmap_size=268435456;", err) < 0)
+	if (set_wal_mode(u, err) < 0 ||
+	    store__exec(u, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;"
+			"PRAGMA cache_size=-8192; PRAGMA mmap_size=268435456;", err) < 0)
 		goto fail;
 	int version = schema_version(u);
 

@@ -1935,6 +1935,68 @@ static void test_fts_gone_upgrade(void **state)
 	assert_int_equal(db_count(f, "SELECT count(*) FROM meta WHERE key = 'fts_gone'"), 1);
 }
 
+/*
+ * A burst of first deliveries: several threads open a user that has no
+ * Maildir and no index yet, at the same moment. Every open succeeds (the
+ * index's switch to WAL mode once answered "database is locked" at once
+ * to one of them, which tern-lmtpd turned into a 451).
+ */
+#define FIRST_OPENERS 8
+#define FIRST_OPEN_ROUNDS 25
+
+struct first_open {
+	const char *dir;
+	pthread_barrier_t *barrier;
+	unsigned delay_us;      /* after the barrier: the openers' phases overlap */
+	int ret;
+	char msg[256];
+};
+
+static void *first_open_thread(void *data)
+{
+	struct first_open *o = data;
+	struct store_user_options opt = { .create = true };
+	struct store_error err = { 0 };
+	struct store_user *u = NULL;
+
+	pthread_barrier_wait(o->barrier);
+	usleep(o->delay_us);
+	o->ret = store_user_open(o->dir, &opt, &u, &err);
+	if (o->ret < 0)
+		snprintf(o->msg, sizeof(o->msg), "%s", err.msg);
+	store_user_close(&u);
+	return NULL;
+}
+
+static void test_concurrent_first_opens(void **state)
+{
+	struct fixture *f = *state;
+
+	for (int round = 0; round < FIRST_OPEN_ROUNDS; round++) {
+		char dir[300];
+		pthread_barrier_t barrier;
+		pthread_t threads[FIRST_OPENERS];
+		struct first_open opens[FIRST_OPENERS];
+
+		snprintf(dir, sizeof(dir), "%s-first-%d", f->dir, round);
+		pthread_barrier_init(&barrier, NULL, FIRST_OPENERS);
+		for (int i = 0; i < FIRST_OPENERS; i++) {
+			opens[i] = (struct first_open){ .dir = dir, .barrier = &barrier,
+							.delay_us = (unsigned)(i * round * 20) };
+			assert_int_equal(pthread_create(&threads[i], NULL, first_open_thread,
+							&opens[i]), 0);
+		}
+		for (int i = 0; i < FIRST_OPENERS; i++)
+			pthread_join(threads[i], NULL);
+		pthread_barrier_destroy(&barrier);
+		for (int i = 0; i < FIRST_OPENERS; i++) {
+			if (opens[i].ret != 0)
+				fail_msg("round %d, opener %d: %s", round, i, opens[i].msg);
+		}
+		store__remove_tree(dir);
+	}
+}
+
 /* A rebuild cut short by a crash starts again from its empty tables: the
  * text index goes as a whole, leaving nothing in fts_gone. */
 static void test_rebuild_empties_text_index(void **state)
@@ -1988,6 +2050,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_expunged_text_purged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fts_gone_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_empties_text_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_first_opens, setup, teardown),
 	};
 
 	log_init("test-store", LOG_TARGET_STDERR, LOG_LEVEL_WARN);
