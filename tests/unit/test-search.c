@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "storage/storage.h"
+#include "test-util.h"
 
 #define DAY 86400
 /* 2025-02-03, the internal date of the first message. */
@@ -466,18 +467,6 @@ static void test_combinations(void **state)
 	store_mailbox_close(&mb);
 }
 
-static void index_exec(struct fixture *f, const char *sql)
-{
-	char path[400];
-	sqlite3 *db;
-
-	snprintf(path, sizeof(path), "%s/index.sqlite", f->dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-}
-
 static int index_count(struct fixture *f, const char *sql)
 {
 	char path[400];
@@ -667,7 +656,7 @@ static void test_pending_from_files(void **state)
 	struct arena *a = f->a;
 
 	store_user_close(&f->u);
-	index_exec(f, "DELETE FROM message_fts; DELETE FROM fts_doc; DELETE FROM message_meta;"
+	test_index_exec(f->dir, "DELETE FROM message_fts; DELETE FROM fts_doc; DELETE FROM message_meta;"
 		   " INSERT INTO fts_pending SELECT mailbox_id, uid FROM message;");
 	struct store_user_options opt = { 0 };
 	struct store_error err = { 0 };
@@ -789,7 +778,7 @@ static void test_index_upgrade(void **state)
 	save_intl(f);
 	store_user_close(&f->u);
 	/* The old form: text as decoded, no 'fts_format'. */
-	index_exec(f, "UPDATE message_fts SET body = 'Le café est prêt', hdr = 'Subject: Hello';"
+	test_index_exec(f->dir, "UPDATE message_fts SET body = 'Le café est prêt', hdr = 'Subject: Hello';"
 		   " DELETE FROM meta WHERE key = 'fts_format';");
 	struct store_user_options opt = { 0 };
 	struct store_error err = { 0 };

@@ -28,6 +28,8 @@
 #include <sqlite3.h>
 #include <uv.h>
 
+#include "test-util.h"
+
 struct fixture {
 	char dir[256];
 	struct store_user *u;
@@ -1756,18 +1758,6 @@ static void test_catch_up_fills_bulk_adoption(void **state)
 	store_mailbox_close(&mb);
 }
 
-static void db_exec(struct fixture *f, const char *sql)
-{
-	char path[512];
-	sqlite3 *db;
-
-	snprintf(path, sizeof(path), "%s/index.sqlite", f->dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-}
-
 /* n files with a word of their own ("uniq<i>word"), indexed. */
 static struct store_mailbox *indexed_inbox(struct fixture *f, int n)
 {
@@ -1905,7 +1895,7 @@ static void test_fts_gone_upgrade(void **state)
 	for (int i = 0; i < 3; i++)
 		uid[i] = save(f->u, "INBOX", "Subject: up\n\nupgraded text\n", 0);
 	store_user_close(&f->u);
-	db_exec(f, old_fts_del);
+	test_index_exec(f->dir, old_fts_del);
 	assert_int_equal(db_count(f, "SELECT count(*) FROM sqlite_master"
 				  " WHERE name IN ('fts_gone', 'fts_doc_docid')"), 0);
 	reopen(f);
@@ -1925,7 +1915,7 @@ static void test_fts_gone_upgrade(void **state)
 	/* Done once: with meta 'fts_gone' set, an open leaves fts_del alone
 	 * (here put back to the old text behind the index's back). */
 	store_user_close(&f->u);
-	db_exec(f, "DROP TRIGGER fts_del;"
+	test_index_exec(f->dir, "DROP TRIGGER fts_del;"
 		"CREATE TRIGGER fts_del AFTER DELETE ON message BEGIN"
 		"  DELETE FROM fts_pending WHERE mailbox_id = OLD.mailbox_id AND uid = OLD.uid;"
 		"END;");
@@ -2006,7 +1996,7 @@ static void test_rebuild_empties_text_index(void **state)
 	for (int i = 0; i < 3; i++)
 		save(f->u, "INBOX", "Subject: again\n\nrebuilt text\n", 0);
 	store_user_close(&f->u);
-	db_exec(f, "INSERT OR REPLACE INTO meta VALUES ('rebuild', 1)");
+	test_index_exec(f->dir, "INSERT OR REPLACE INTO meta VALUES ('rebuild', 1)");
 	reopen(f);
 	assert_int_equal(db_count(f, "SELECT count(*) FROM fts_gone"), 0);
 	assert_int_equal(db_count(f, "SELECT count(*) FROM message_fts"), 3);

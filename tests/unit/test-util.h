@@ -39,4 +39,21 @@ static inline char *test_read_file(const char *path)
 	return test_read_stream(f);
 }
 
+#ifdef SQLITE_VERSION
+/* Run sql on the index of the user at user_dir, on a connection of its
+ * own (as another process would). For tests that include <sqlite3.h>
+ * first. */
+static inline void test_index_exec(const char *user_dir, const char *sql)
+{
+	char path[512];
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/index.sqlite", user_dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+#endif
+
 #endif
