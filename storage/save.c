@@ -195,6 +195,31 @@ static int put_byte(struct store_save *s, unsigned char c, struct store_error *e
 	return 0;
 }
 
+/* Store n bytes without a CR. */
+static int put_run(struct store_save *s, const unsigned char *run, size_t n,
+		   struct store_error *err)
+{
+	while (n > 0) {
+		if (s->buf_len == SAVE_BUF_SIZE && flush_buf(s, err) < 0)
+			return -1;
+		size_t k = SAVE_BUF_SIZE - s->buf_len < n ? SAVE_BUF_SIZE - s->buf_len : n;
+		const unsigned char *end = run + k;
+
+		memcpy(s->buf + s->buf_len, run, k);
+		s->buf_len += k;
+		s->size += k;
+		/* As put_byte counts: only an LF right after a stored CR is
+		 * not counted, and in a run only the first byte can be one. */
+		for (const unsigned char *q = run; (q = memchr(q, '\n', (size_t)(end - q))) != NULL;
+		     q++)
+			s->lfs += !(q == run && s->last_cr);
+		s->last_cr = false;
+		run = end;
+		n -= k;
+	}
+	return 0;
+}
+
 int store_save_write(struct store_save *s, const void *data, size_t len,
 		     struct store_error *err)
 {
@@ -204,21 +229,24 @@ int store_save_write(struct store_save *s, const void *data, size_t len,
 		return store__fail(err, STORE_ERR_TEMP, "save failed earlier");
 	if (s->finished)
 		return store__fail(err, STORE_ERR_TEMP, "save already flushed");
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = p[i];
-
+	/* Whole runs between CRs at a time (byte by byte this loop was a
+	 * tenth of tern-lmtpd's CPU for 100 KiB messages). */
+	for (size_t i = 0; i < len;) {
 		if (s->pending_cr) {
 			s->pending_cr = false;
 			/* CRLF is stored as LF; a bare CR stays. */
-			if (c != '\n' && put_byte(s, '\r', err) < 0)
+			if (p[i] != '\n' && put_byte(s, '\r', err) < 0)
 				return -1;
 		}
-		if (c == '\r') {
-			s->pending_cr = true;
-			continue;
-		}
-		if (put_byte(s, c, err) < 0)
+		const unsigned char *cr = memchr(p + i, '\r', len - i);
+		size_t end = cr != NULL ? (size_t)(cr - p) : len;
+
+		if (put_run(s, p + i, end - i, err) < 0)
 			return -1;
+		if (cr == NULL)
+			break;
+		s->pending_cr = true;
+		i = end + 1;
 	}
 	return 0;
 }

@@ -478,6 +478,84 @@ static void index_path(struct fixture *f, char *path, size_t size)
 	snprintf(path, size, "%s/index.sqlite", f->dir);
 }
 
+/*
+ * Saving takes its input in whatever pieces it arrives, and stores runs
+ * between CRs at a time: random texts of CR, LF and letters (one longer
+ * than the save buffer), written in random pieces, are stored with CR LF
+ * as LF (a bare CR kept), and their sizes and CRLF view are those of a
+ * byte-by-byte model.
+ */
+static void test_save_line_ends_any_write_size(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	unsigned seed = 7;
+	const size_t lens[] = { 1, 2, 3, 17, 64, 200, 70000 };
+
+	for (size_t round = 0; round < 40; round++) {
+		size_t len = lens[round % N_ELEMENTS(lens)];
+		char *in = malloc(len), *stored = malloc(len), *view = malloc(2 * len + 1);
+		size_t ns = 0, nv = 0;
+
+		/* Mostly letters in the long text, so that runs are long. */
+		for (size_t i = 0; i < len; i++) {
+			unsigned r = (unsigned)rand_r(&seed) % (len > 1000 ? 40 : 4);
+
+			in[i] = r == 0 ? '\r' : r == 1 ? '\n' : 'a';
+		}
+		/* The model: CR LF stored as LF, a bare CR kept; the CRLF view
+		 * adds a CR before each LF not already after one. */
+		for (size_t i = 0; i < len; i++) {
+			if (in[i] == '\r' && i + 1 < len && in[i + 1] == '\n')
+				continue;
+			stored[ns++] = in[i];
+		}
+		for (size_t i = 0; i < ns; i++) {
+			if (stored[i] == '\n' && (i == 0 || stored[i - 1] != '\r'))
+				view[nv++] = '\r';
+			view[nv++] = stored[i];
+		}
+		view[nv] = '\0';
+
+		struct store_save *sv;
+		uint32_t uidvalidity, uid;
+
+		assert_int_equal(store_save_begin(f->u, "INBOX", &sv, &err), 0);
+		for (size_t off = 0; off < len;) {
+			size_t piece = 1 + (size_t)rand_r(&seed) % (len > 1000 ? 9000 : 5);
+
+			if (piece > len - off)
+				piece = len - off;
+			assert_int_equal(store_save_write(sv, in + off, piece, &err), 0);
+			off += piece;
+		}
+		assert_int_equal(store_save_commit(&sv, &uidvalidity, &uid, &err), 0);
+
+		struct store_mailbox *mb = open_mb(f->u, "INBOX");
+		const struct store_msg *m = store_mailbox_msg(mb, store_mailbox_seq(mb, uid));
+
+		assert_int_equal(m->size, ns);
+		assert_int_equal(m->vsize, nv);
+		struct store_reader *r;
+		char *got = malloc(nv + 1);
+		size_t n = 0;
+		ssize_t k;
+
+		assert_int_equal(store_reader_open(mb, uid, &r, &err), 0);
+		while ((k = store_reader_read(r, got + n, nv + 1 - n)) > 0)
+			n += (size_t)k;
+		assert_true(k == 0);
+		store_reader_close(&r);
+		assert_int_equal(n, nv);
+		assert_memory_equal(got, view, nv);
+		free(got);
+		store_mailbox_close(&mb);
+		free(in);
+		free(stored);
+		free(view);
+	}
+}
+
 /* The CRLF view of mixed line ends is the same whatever the read sizes:
  * LF becomes CR LF, CR LF and a bare CR stay as they are. (Saving stores
  * CR LF as LF, so "\r\r\n" is stored as "\r\n" and read back so.) */
@@ -2041,6 +2119,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fts_gone_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_empties_text_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_first_opens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save_line_ends_any_write_size, setup, teardown),
 	};
 
 	log_init("test-store", LOG_TARGET_STDERR, LOG_LEVEL_WARN);
