@@ -39,6 +39,10 @@
 struct userdb {
 	sqlite3 *db;
 	char *path;
+	/* userdb_get's statement, prepared once: a lookup is made for every
+	 * LMTP recipient and login, and parsing it was 8% of tern-lmtpd's
+	 * CPU delivering to ten recipients at a time. */
+	sqlite3_stmt *get;
 };
 
 static const char schema_sql[] =
@@ -219,6 +223,7 @@ void userdb_close(struct userdb **dbp)
 	if (db == NULL)
 		return;
 	*dbp = NULL;
+	sqlite3_finalize(db->get);
 	sqlite3_close(db->db);
 	free(db->path);
 	free(db);
@@ -457,9 +462,11 @@ enum userdb_result userdb_get(struct userdb *db, const char *name, const char *m
 
 	if (hash_r != NULL)
 		*hash_r = NULL;
-	if (sqlite3_prepare_v2(db->db, "SELECT " USER_COLUMNS " FROM users WHERE name = ?", -1, &st,
-			       NULL) != SQLITE_OK)
+	if (db->get == NULL &&
+	    sqlite3_prepare_v3(db->db, "SELECT " USER_COLUMNS " FROM users WHERE name = ?", -1,
+			       SQLITE_PREPARE_PERSISTENT, &db->get, NULL) != SQLITE_OK)
 		return db_error(db, "cannot read user", error_r);
+	st = db->get;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
@@ -480,7 +487,8 @@ enum userdb_result userdb_get(struct userdb *db, const char *name, const char *m
 			}
 		}
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	return result;
 }
 
