@@ -91,6 +91,11 @@ static int lmtp_start(struct uv_loop_s *loop)
 		return -1;
 	}
 	start_cfg = NULL;
+	/* Many deliveries commit to one index at once, and a mapped index is
+	 * unmapped by each transaction after another's commit: without the
+	 * mapping, 8 connections delivering to 10 recipients each made 30%
+	 * more deliveries a second with 25% less CPU each. */
+	store_set_index_mapping(false);
 	store_cache_start(loop);
 	return 0;
 }

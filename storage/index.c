@@ -324,6 +324,25 @@ static int busy_wait(void *data, int tries)
 }
 
 /*
+ * Reads through a mapping of the file rather than pread into SQLite's
+ * cache: a FETCH ENVELOPE of 10,000 messages of a 100,000-message index
+ * took 67-70 ms with pread copies, 53-59 ms mapped. The pages are the file
+ * system's cache, shared by every session of the user; an idle session has
+ * no index open. The file is never truncated under a mapping (no VACUUM; a
+ * rebuild puts a new file in place). But a transaction that begins after
+ * another connection's commit unmaps the whole mapping (a TLB shootdown on
+ * every core) and maps it again page by page: where many connections write
+ * one index at once and read little, as tern-lmtpd's, that costs more than
+ * it saves.
+ */
+static int64_t index_mmap_size = 256 * 1024 * 1024;
+
+void store_set_index_mapping(bool on)
+{
+	index_mmap_size = on ? 256 * 1024 * 1024 : 0;
+}
+
+/*
  * WAL mode. Turning a new database to WAL takes its exclusive lock, and
  * when several connections open a new index at once (a burst of first
  * deliveries) SQLite answers SQLITE_BUSY at once, without the busy
@@ -398,15 +417,11 @@ int store__index_open(struct store_user *u, struct store_error *err)
 
 	sqlite3_file_control(u->db, NULL, SQLITE_FCNTL_PERSIST_WAL, &persist);
 	sqlite3_extended_result_codes(u->db, 1);
-	/* Reads through a mapping of the file rather than pread into SQLite's
-	 * cache: a FETCH ENVELOPE of 10,000 messages of a 100,000-message
-	 * index took 67-70 ms with pread copies, 53-59 ms mapped. The pages
-	 * are the file system's cache, shared by every session of the user;
-	 * an idle session has no index open. The file is never truncated
-	 * under a mapping (no VACUUM; a rebuild puts a new file in place). */
-	if (set_wal_mode(u, err) < 0 ||
-	    store__exec(u, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;"
-			"PRAGMA cache_size=-8192; PRAGMA mmap_size=268435456;", err) < 0)
+	char pragmas[160];
+
+	snprintf(pragmas, sizeof(pragmas), "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;"
+		 "PRAGMA cache_size=-8192; PRAGMA mmap_size=%lld;", (long long)index_mmap_size);
+	if (set_wal_mode(u, err) < 0 || store__exec(u, pragmas, err) < 0)
 		goto fail;
 	int version = schema_version(u);
 

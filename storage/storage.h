@@ -161,6 +161,9 @@ void store_user_close(struct store_user **u);
 /* Fit to be kept open for another owner (store-cache.h): its index is
  * open and no transaction was left behind. */
 bool store_user_reusable(struct store_user *u);
+/* Whether indexes opened from now on are read through a mapping of the
+ * file (the default; index.c says when not to). Call before any open. */
+void store_set_index_mapping(bool on);
 /* Give back the index's cached pages (a session going idle: its next
  * command reads them again from the file system's cache). */
 void store_user_shrink(struct store_user *u);
