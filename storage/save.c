@@ -16,8 +16,6 @@
  * Group commit: saves of one user that reach the commit together are
  * committed by one thread (the leader) in one transaction with one WAL
  * flush and one fsync per directory, so throughput grows with concurrency.
- * The next batch's transaction may begin while the leader syncs its
- * directories, so that the two batches' flushes overlap.
  *
  * Sharing (store_save_share): one message delivered to several users or
  * mailboxes is written and flushed once; each further save gets another
@@ -639,7 +637,8 @@ fail:
 	return -1;
 }
 
-/* The leader's work: one transaction, one durable commit. */
+/* The leader's work: one transaction, one durable commit, then one fsync
+ * per directory that received files. */
 static void commit_batch(struct store_user *u, struct commit_req *batch)
 {
 	struct store_error err = { 0 };
@@ -665,14 +664,8 @@ static void commit_batch(struct store_user *u, struct commit_req *batch)
 				r->ret = -1;
 			}
 		}
+		return;
 	}
-}
-
-/* Then one fsync per directory that received files of the batch. */
-static void sync_batch_dirs(struct commit_req *batch)
-{
-	struct store_error err = { 0 };
-
 	for (struct commit_req *r = batch; r != NULL; r = r->next) {
 		if (r->ret < 0)
 			continue;
@@ -703,9 +696,7 @@ static void group_commit(struct store_user *u, struct commit_req *req)
 	*q->tail = req;
 	q->tail = &req->next;
 	while (!req->done) {
-		/* Nothing to lead while another leader's transaction runs, or
-		 * when our request is in a batch already (being synced). */
-		if (q->leader_active || q->head == NULL) {
+		if (q->leader_active) {
 			pthread_cond_wait(&q->cond, &queue_lock);
 			continue;
 		}
@@ -717,20 +708,12 @@ static void group_commit(struct store_user *u, struct commit_req *req)
 		q->leader_active = true;
 		pthread_mutex_unlock(&queue_lock);
 		commit_batch(u, batch);
-		/* The next batch may begin its transaction while this one's
-		 * directories are synced: the two flushes overlap (8 writers
-		 * of one user: see tests/bench/README.md). Each batch is
-		 * acknowledged only after its own directory fsync. */
-		pthread_mutex_lock(&queue_lock);
-		q->leader_active = false;
-		pthread_cond_broadcast(&q->cond);
-		pthread_mutex_unlock(&queue_lock);
-		sync_batch_dirs(batch);
 		pthread_mutex_lock(&queue_lock);
 		for (struct commit_req *r = batch, *next; r != NULL; r = next) {
 			next = r->next;
 			r->done = true;
 		}
+		q->leader_active = false;
 		pthread_cond_broadcast(&q->cond);
 	}
 	queue_leave(q);
