@@ -44,6 +44,9 @@
 #include <unistd.h>
 
 #define SAVE_BUF_SIZE (64 * 1024)
+/* The longest a group commit's leader waits for saves still flushing
+ * their files (gather): about two fsyncs of this machine's disk. */
+#define GATHER_MAX_US 500
 
 struct store_save {
 	struct store_user *u;
@@ -485,8 +488,10 @@ struct commit_queue {
 	struct commit_req *head;
 	struct commit_req **tail;
 	bool leader_active;
-	unsigned users;         /* threads in group_commit for this queue */
-	pthread_cond_t cond;    /* a batch finished */
+	bool gathering;         /* the leader waits for saves still finishing */
+	unsigned finishing;     /* saves flushing their file, about to queue */
+	unsigned users;         /* threads in store_save_commit for this queue */
+	pthread_cond_t cond;    /* a batch finished, or a save queued */
 };
 
 static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -688,24 +693,48 @@ static void commit_batch(struct store_user *u, struct commit_req *batch)
 	}
 }
 
-static void group_commit(struct store_user *u, struct commit_req *req)
+/* Called with queue_lock held: saves that are flushing their files will
+ * queue within about one fsync, so the leader waits for them a bounded
+ * while and they share its batch's flushes instead of waiting for this
+ * batch and leading the next one. */
+static void gather(struct commit_queue *q)
 {
-	pthread_mutex_lock(&queue_lock);
-	struct commit_queue *q = queue_enter(u->dir);
+	struct timespec until;
 
+	if (q->finishing == 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += GATHER_MAX_US * 1000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	q->gathering = true;
+	while (q->finishing > 0 && pthread_cond_timedwait(&q->cond, &queue_lock, &until) == 0)
+		;
+	q->gathering = false;
+}
+
+/* Queue req (with queue_lock held, q entered) and wait until its batch is
+ * committed, leading a batch when no one else does. */
+static void group_commit(struct store_user *u, struct commit_queue *q, struct commit_req *req)
+{
 	*q->tail = req;
 	q->tail = &req->next;
+	if (q->gathering)
+		pthread_cond_broadcast(&q->cond);
 	while (!req->done) {
 		if (q->leader_active) {
 			pthread_cond_wait(&q->cond, &queue_lock);
 			continue;
 		}
 		/* Lead: take everything queued so far. */
+		q->leader_active = true;
+		gather(q);
 		struct commit_req *batch = q->head;
 
 		q->head = NULL;
 		q->tail = &q->head;
-		q->leader_active = true;
 		pthread_mutex_unlock(&queue_lock);
 		commit_batch(u, batch);
 		pthread_mutex_lock(&queue_lock);
@@ -716,8 +745,6 @@ static void group_commit(struct store_user *u, struct commit_req *req)
 		q->leader_active = false;
 		pthread_cond_broadcast(&q->cond);
 	}
-	queue_leave(q);
-	pthread_mutex_unlock(&queue_lock);
 }
 
 int store_save_commit(struct store_save **sp, uint32_t *uidvalidity_r, uint32_t *uid_r,
@@ -730,13 +757,27 @@ int store_save_commit(struct store_save **sp, uint32_t *uidvalidity_r, uint32_t 
 		store_save_abort(sp);
 		return store__fail(err, STORE_ERR_TEMP, "save failed earlier");
 	}
-	if (save_finish_file(s, err) < 0) {
-		store_save_abort(sp);
-		return -1;
-	}
+	pthread_mutex_lock(&queue_lock);
+	struct commit_queue *q = queue_enter(s->u->dir);
+
+	q->finishing++;
+	pthread_mutex_unlock(&queue_lock);
+	int finished = save_finish_file(s, err);
+
+	pthread_mutex_lock(&queue_lock);
+	q->finishing--;
 	memset(&req, 0, sizeof(req));
 	req.s = s;
-	group_commit(s->u, &req);
+	if (finished == 0) {
+		group_commit(s->u, q, &req);
+	} else {
+		req.ret = -1;
+		req.err = *err;
+		if (q->gathering)
+			pthread_cond_broadcast(&q->cond);
+	}
+	queue_leave(q);
+	pthread_mutex_unlock(&queue_lock);
 	if (req.ret < 0) {
 		*err = req.err;
 		store_save_abort(sp);
