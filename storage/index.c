@@ -649,8 +649,8 @@ int store__mbox_save_digests(struct store_user *u, const struct store_mbox_row *
 
 	if (!u->digests)
 		return 0;
-	st = store__stmt(u, STORE_STMT_MBOX_DIGESTS, "UPDATE mailbox SET new_digest = ?, cur_digest = ?"
-			    " WHERE id = ?", err);
+	st = store__stmt(u, STORE_STMT_MBOX_DIGESTS,
+			 "UPDATE mailbox SET new_digest = ?, cur_digest = ? WHERE id = ?", err);
 	if (st == NULL)
 		return -1;
 	for (int d = 0; d < STORE_DIGEST_DIRS; d++) {
@@ -670,10 +670,9 @@ int store__mbox_save_digests(struct store_user *u, const struct store_mbox_row *
 int store__mbox_save_ceilings(struct store_user *u, const struct store_mbox_row *row,
 			      struct store_error *err)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = store__stmt(u, STORE_STMT_MBOX_CEILINGS,
+				       "UPDATE mailbox SET uid_ceiling = ?, modseq_ceiling = ? WHERE id = ?", err);
 
-	st = store__stmt(u, STORE_STMT_MBOX_CEILINGS, "UPDATE mailbox SET uid_ceiling = ?, modseq_ceiling = ?"
-			    " WHERE id = ?", err);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, row->uid_ceiling);
@@ -685,10 +684,9 @@ int store__mbox_save_ceilings(struct store_user *u, const struct store_mbox_row 
 int store__mbox_save_times(struct store_user *u, const struct store_mbox_row *row,
 			   struct store_error *err)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = store__stmt(u, STORE_STMT_MBOX_TIMES,
+				       "UPDATE mailbox SET new_mtime = ?, cur_mtime = ? WHERE id = ?", err);
 
-	st = store__stmt(u, STORE_STMT_MBOX_TIMES, "UPDATE mailbox SET new_mtime = ?, cur_mtime = ?"
-			    " WHERE id = ?", err);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, row->new_mtime);

@@ -656,8 +656,9 @@ static void test_pending_from_files(void **state)
 	struct arena *a = f->a;
 
 	store_user_close(&f->u);
-	test_index_exec(f->dir, "DELETE FROM message_fts; DELETE FROM fts_doc; DELETE FROM message_meta;"
-		   " INSERT INTO fts_pending SELECT mailbox_id, uid FROM message;");
+	test_index_exec(f->dir, "DELETE FROM message_fts; DELETE FROM fts_doc;"
+			" DELETE FROM message_meta;"
+			" INSERT INTO fts_pending SELECT mailbox_id, uid FROM message;");
 	struct store_user_options opt = { 0 };
 	struct store_error err = { 0 };
 
@@ -778,8 +779,8 @@ static void test_index_upgrade(void **state)
 	save_intl(f);
 	store_user_close(&f->u);
 	/* The old form: text as decoded, no 'fts_format'. */
-	test_index_exec(f->dir, "UPDATE message_fts SET body = 'Le café est prêt', hdr = 'Subject: Hello';"
-		   " DELETE FROM meta WHERE key = 'fts_format';");
+	test_index_exec(f->dir, "UPDATE message_fts SET body = 'Le café est prêt',"
+			" hdr = 'Subject: Hello'; DELETE FROM meta WHERE key = 'fts_format';");
 	struct store_user_options opt = { 0 };
 	struct store_error err = { 0 };
 
