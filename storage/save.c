@@ -16,6 +16,8 @@
  * Group commit: saves of one user that reach the commit together are
  * committed by one thread (the leader) in one transaction with one WAL
  * flush and one fsync per directory, so throughput grows with concurrency.
+ * The leader records the saves queued so far, then those that arrive while
+ * it waits (briefly) for the ones still flushing their files.
  *
  * Sharing (store_save_share): one message delivered to several users or
  * mailboxes is written and flushed once; each further save gets another
@@ -45,7 +47,7 @@
 
 #define SAVE_BUF_SIZE (64 * 1024)
 /* The longest a group commit's leader waits for saves still flushing
- * their files (gather): about two fsyncs of this machine's disk. */
+ * their files (lead_batch): about two fsyncs of this machine's disk. */
 #define GATHER_MAX_US 500
 
 struct store_save {
@@ -642,22 +644,43 @@ fail:
 	return -1;
 }
 
-/* The leader's work: one transaction, one durable commit, then one fsync
- * per directory that received files. */
-static void commit_batch(struct store_user *u, struct commit_req *batch)
-{
-	struct store_error err = { 0 };
-	bool in_txn = store__begin(u, true, &err) == 0;
+/* A batch being committed by its leader: one transaction, one durable
+ * commit, then one fsync per directory that received files. */
+struct commit_batch {
+	struct commit_req *head;
+	struct commit_req **tail;
+	bool in_txn;
+	struct store_error err; /* why the transaction could not begin */
+};
 
-	for (struct commit_req *r = batch; r != NULL; r = r->next) {
-		if (!in_txn) {
-			r->err = err;
+static void batch_begin(struct store_user *u, struct commit_batch *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->tail = &b->head;
+	b->in_txn = store__begin(u, true, &b->err) == 0;
+}
+
+/* Add the requests of list (taken off the queue) to the transaction. */
+static void batch_add(struct store_user *u, struct commit_batch *b, struct commit_req *list)
+{
+	*b->tail = list;
+	for (struct commit_req *r = list; r != NULL; r = r->next) {
+		if (b->in_txn) {
+			r->ret = commit_one(u, r);
+		} else {
+			r->err = b->err;
 			r->ret = -1;
-			continue;
 		}
-		r->ret = commit_one(u, r);
+		b->tail = &r->next;
 	}
-	if (!in_txn)
+}
+
+static void batch_commit(struct store_user *u, struct commit_batch *b)
+{
+	struct commit_req *batch = b->head;
+	struct store_error err = { 0 };
+
+	if (!b->in_txn)
 		return;
 	if (store__commit(u, &err) < 0) {
 		/* Nothing was committed: take the files back out of sight so a
@@ -693,26 +716,70 @@ static void commit_batch(struct store_user *u, struct commit_req *batch)
 	}
 }
 
-/* Called with queue_lock held: saves that are flushing their files will
- * queue within about one fsync, so the leader waits for them a bounded
- * while and they share its batch's flushes instead of waiting for this
- * batch and leading the next one. */
-static void gather(struct commit_queue *q)
+static bool past(const struct timespec *t)
 {
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+/* Take everything queued (with queue_lock held). */
+static struct commit_req *queue_take(struct commit_queue *q)
+{
+	struct commit_req *list = q->head;
+
+	q->head = NULL;
+	q->tail = &q->head;
+	return list;
+}
+
+/* The leader's batch (entered and left with queue_lock held). Saves that
+ * are flushing their files will queue within about one fsync, so the
+ * leader waits for them a bounded while, adding to its transaction
+ * whatever queues meanwhile, and they share its flushes instead of
+ * waiting for this batch and leading the next one. A lone save never
+ * waits. */
+static struct commit_req *lead_batch(struct store_user *u, struct commit_queue *q)
+{
+	struct commit_batch b;
+	struct commit_req *list = queue_take(q);
 	struct timespec until;
 
-	if (q->finishing == 0)
-		return;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_nsec += GATHER_MAX_US * 1000L;
 	if (until.tv_nsec >= 1000000000L) {
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000L;
 	}
-	q->gathering = true;
-	while (q->finishing > 0 && pthread_cond_timedwait(&q->cond, &queue_lock, &until) == 0)
-		;
-	q->gathering = false;
+	pthread_mutex_unlock(&queue_lock);
+	batch_begin(u, &b);
+	batch_add(u, &b, list);
+	pthread_mutex_lock(&queue_lock);
+	while (b.in_txn) {
+		if (q->head != NULL) {
+			list = queue_take(q);
+			pthread_mutex_unlock(&queue_lock);
+			batch_add(u, &b, list);
+			pthread_mutex_lock(&queue_lock);
+			if (past(&until))
+				break;
+			continue;
+		}
+		if (q->finishing == 0)
+			break;
+		q->gathering = true;
+		int rc = pthread_cond_timedwait(&q->cond, &queue_lock, &until);
+
+		q->gathering = false;
+		if (rc != 0)
+			break;
+	}
+	/* What queued after the timeout waits for the next batch. */
+	pthread_mutex_unlock(&queue_lock);
+	batch_commit(u, &b);
+	pthread_mutex_lock(&queue_lock);
+	return b.head;
 }
 
 /* Queue req (with queue_lock held, q entered) and wait until its batch is
@@ -728,16 +795,9 @@ static void group_commit(struct store_user *u, struct commit_queue *q, struct co
 			pthread_cond_wait(&q->cond, &queue_lock);
 			continue;
 		}
-		/* Lead: take everything queued so far. */
 		q->leader_active = true;
-		gather(q);
-		struct commit_req *batch = q->head;
+		struct commit_req *batch = lead_batch(u, q);
 
-		q->head = NULL;
-		q->tail = &q->head;
-		pthread_mutex_unlock(&queue_lock);
-		commit_batch(u, batch);
-		pthread_mutex_lock(&queue_lock);
 		for (struct commit_req *r = batch, *next; r != NULL; r = next) {
 			next = r->next;
 			r->done = true;
