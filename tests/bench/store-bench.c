@@ -7,10 +7,12 @@
  *       open it again right after flag changes on 1,000 messages, and map
  *       every sequence number to its UID and flags;
  *   tern-bench-store deliver [--writers W] [--count N] [--size BYTES]
+ *                            [--pairs P]
  *       durable deliveries of N messages by W threads of one process
  *       (each its own session, as LMTP connections are), stored as
  *       tern-lmtpd stores them (text left for background indexing, the
- *       index read without a mapping).
+ *       index read without a mapping); with --pairs, P alternating runs of
+ *       one writer and of W, and the ratio of their rates.
  *
  * Numbers, not pass/fail; see tests/bench/README.md. The mailbox is built
  * by writing the files straight into cur/ and letting the index adopt them
@@ -230,14 +232,13 @@ static void *writer_main(void *p)
 	return NULL;
 }
 
-static void deliver(unsigned writers, unsigned count, size_t size, const char *given_dir)
+/* One timed run: count / writers deliveries by each of writers threads
+ * into a new user at dir. Returns deliveries per second. */
+static double deliver_run(const char *dir, unsigned writers, unsigned count, size_t size)
 {
-	char base[256], dir[512];
 	struct writer *w = calloc(writers, sizeof(*w));
 	int failed = 0;
 
-	make_tempdir(base, sizeof(base), given_dir);
-	snprintf(dir, sizeof(dir), "%s/user-%u", base, writers);
 	store_user_close(&(struct store_user *){ open_user(dir, true) });
 	pthread_barrier_t start;
 
@@ -258,13 +259,56 @@ static void deliver(unsigned writers, unsigned count, size_t size, const char *g
 	}
 	double t1 = now_ms();
 	unsigned done = (count / writers) * writers;
+	double per_s = (double)done * 1000.0 / (t1 - t0);
 
 	pthread_barrier_destroy(&start);
-
 	printf("deliver: writers=%u messages=%u size=%zu failed=%d elapsed_ms=%.0f "
-	       "per_s=%.1f\n", writers, done, size, failed, t1 - t0,
-	       (double)done * 1000.0 / (t1 - t0));
+	       "per_s=%.1f\n", writers, done, size, failed, t1 - t0, per_s);
+	fflush(stdout);
 	free(w);
+	return per_s;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One run of W writers, or with pairs > 0 that many alternating runs of
+ * one writer and of W writers and their ratios. Every run gets a user of
+ * its own and nothing is removed before the last one: on ext4 without a
+ * journal, creating a file skips, one by one, the inodes of its block group
+ * freed in the last minutes (fs/ext4/ialloc.c, recently_deleted), so a run
+ * right after another run's clean-up measures that scan more than the
+ * store. */
+static void deliver(unsigned writers, unsigned count, size_t size, const char *given_dir,
+		    unsigned pairs)
+{
+	char base[256], dir[512];
+
+	make_tempdir(base, sizeof(base), given_dir);
+	if (pairs == 0) {
+		snprintf(dir, sizeof(dir), "%s/user-%u", base, writers);
+		deliver_run(dir, writers, count, size);
+	} else {
+		double *ratio = calloc(pairs, sizeof(*ratio));
+
+		for (unsigned i = 0; i < pairs; i++) {
+			snprintf(dir, sizeof(dir), "%s/user-%u-1", base, i);
+			double one = deliver_run(dir, 1, count, size);
+
+			snprintf(dir, sizeof(dir), "%s/user-%u-%u", base, i, writers);
+			ratio[i] = deliver_run(dir, writers, count, size) / one;
+			printf("ratio: pair=%u writers=%u/1 %.2f\n", i + 1, writers, ratio[i]);
+		}
+		qsort(ratio, pairs, sizeof(*ratio), cmp_double);
+		printf("ratio: pairs=%u min=%.2f median=%.2f max=%.2f\n", pairs, ratio[0],
+		       pairs % 2 ? ratio[pairs / 2] : (ratio[pairs / 2 - 1] + ratio[pairs / 2]) / 2,
+		       ratio[pairs - 1]);
+		free(ratio);
+	}
 	if (given_dir == NULL) {
 		char cmd[600];
 
@@ -276,13 +320,13 @@ static void deliver(unsigned writers, unsigned count, size_t size, const char *g
 
 int main(int argc, char **argv)
 {
-	unsigned messages = 100000, writers = 1, count = 400;
+	unsigned messages = 100000, writers = 1, count = 400, pairs = 0;
 	size_t size = 4096;
 	const char *dir = NULL;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s bigbox|deliver [--messages N] [--writers W] "
-			"[--count N] [--size BYTES] [--dir DIR]\n", argv[0]);
+			"[--count N] [--size BYTES] [--pairs P] [--dir DIR]\n", argv[0]);
 		return 2;
 	}
 	for (int i = 2; i + 1 < argc; i += 2) {
@@ -294,6 +338,8 @@ int main(int argc, char **argv)
 			count = (unsigned)strtoul(argv[i + 1], NULL, 10);
 		else if (strcmp(argv[i], "--size") == 0)
 			size = strtoul(argv[i + 1], NULL, 10);
+		else if (strcmp(argv[i], "--pairs") == 0)
+			pairs = (unsigned)strtoul(argv[i + 1], NULL, 10);
 		else if (strcmp(argv[i], "--dir") == 0)
 			dir = argv[i + 1];
 	}
@@ -307,7 +353,7 @@ int main(int argc, char **argv)
 	else if (strcmp(argv[1], "deliver") == 0) {
 		/* As tern-lmtpd opens indexes (lmtp/main.c). */
 		store_set_index_mapping(false);
-		deliver(writers, count, size, dir);
+		deliver(writers, count, size, dir, pairs);
 	}
 	else
 		return 2;
