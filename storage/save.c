@@ -46,9 +46,11 @@
 #include <unistd.h>
 
 #define SAVE_BUF_SIZE (64 * 1024)
-/* The longest a group commit's leader waits for saves still flushing
- * their files (lead_batch): about two fsyncs of this machine's disk. */
-#define GATHER_MAX_US 500
+/* A group commit's leader waits for saves still flushing their files
+ * (lead_batch) up to twice the time a file flush takes lately, within
+ * these bounds (µs). */
+#define GATHER_MIN_US 100
+#define GATHER_MAX_US 5000
 
 struct store_save {
 	struct store_user *u;
@@ -498,6 +500,31 @@ struct commit_queue {
 
 static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct commit_queue *queues;
+/* How long a save's file flush takes lately, a moving average (µs, with
+ * queue_lock): how long the leader waits for saves still flushing. */
+static long flush_us = 500;
+
+static long monotonic_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000000L + t.tv_nsec / 1000;
+}
+
+/* Called with queue_lock held. */
+static void note_flush_time(long us)
+{
+	flush_us += (us - flush_us) / 8;
+}
+
+/* Called with queue_lock held. */
+static long gather_us(void)
+{
+	long us = 2 * flush_us;
+
+	return us < GATHER_MIN_US ? GATHER_MIN_US : us > GATHER_MAX_US ? GATHER_MAX_US : us;
+}
 
 /* Called with queue_lock held. */
 static struct commit_queue *queue_enter(const char *key)
@@ -747,8 +774,8 @@ static struct commit_req *lead_batch(struct store_user *u, struct commit_queue *
 	struct timespec until;
 
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += GATHER_MAX_US * 1000L;
-	if (until.tv_nsec >= 1000000000L) {
+	until.tv_nsec += gather_us() * 1000L;
+	while (until.tv_nsec >= 1000000000L) {
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000L;
 	}
@@ -822,10 +849,15 @@ int store_save_commit(struct store_save **sp, uint32_t *uidvalidity_r, uint32_t 
 
 	q->finishing++;
 	pthread_mutex_unlock(&queue_lock);
+	bool flushes = !s->finished;
+	long started = monotonic_us();
 	int finished = save_finish_file(s, err);
+	long took = monotonic_us() - started;
 
 	pthread_mutex_lock(&queue_lock);
 	q->finishing--;
+	if (flushes && finished == 0)
+		note_flush_time(took);
 	memset(&req, 0, sizeof(req));
 	req.s = s;
 	if (finished == 0) {
