@@ -766,7 +766,8 @@ static struct commit_req *queue_take(struct commit_queue *q)
  * leader waits for them a bounded while, adding to its transaction
  * whatever queues meanwhile, and they share its flushes instead of
  * waiting for this batch and leading the next one. A lone save never
- * waits. */
+ * waits. The index's write lock is held meanwhile: other writers of the
+ * user wait at most GATHER_MAX_US longer. */
 static struct commit_req *lead_batch(struct store_user *u, struct commit_queue *q)
 {
 	struct commit_batch b;

@@ -39,11 +39,12 @@ the daemon and its auth worker).
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import time
+
+import maildir
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.realpath(__file__)))))
@@ -177,6 +178,8 @@ class Tern:
         self.password = password
         self.conf = os.path.join(self.dir, "tern.conf")
         self.mail_root = os.path.join(self.dir, "mail")
+        # Mail taken out of the way between runs, removed with workdir.
+        self.graveyard = os.path.join(workdir, "set-aside")
         self.users_db = os.path.join(self.dir, "users.sqlite")
         self.pam_dir = os.path.join(self.dir, "pam.d")
         self.daemons = [d for d in self.DAEMONS if d[0] not in missing()]
@@ -291,13 +294,14 @@ class Tern:
         self.logfs = {}
 
     def reset_lmtp(self):
-        """Empty the recipients' mail: stop, remove their mail directories,
-        create them again with `ternctl mailbox status` (as the users'
+        """Empty the recipients' mail: stop, move their mail directories
+        aside (maildir.set_aside: removed with the work directory), create
+        them again with `ternctl mailbox status` (as the users'
         first delivery would; done here because concurrent first
         deliveries race in creating the index, see README.md), start."""
         self.stop()
         for u in self.users:
-            shutil.rmtree(os.path.join(self.mail_root, u), ignore_errors=True)
+            maildir.set_aside(os.path.join(self.mail_root, u), self.graveyard)
             r = subprocess.run([TERNCTL, "-c", self.conf, "mailbox", "status", u,
                                 "INBOX"], capture_output=True, text=True, timeout=300)
             if r.returncode != 0:
