@@ -19,6 +19,7 @@ Optional:
 
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -60,21 +61,40 @@ def echod_binary():
 
 
 _handed_out_ports = set()
+_port_picker = random.Random()
+
+
+def _ports_outside_ephemeral():
+    """Candidate listening ports below the kernel's ephemeral range. A port
+    bind(0) gives back is an ephemeral one, which any outgoing connection
+    (of this or another test running in parallel) may take before the
+    daemon binds it: the daemon then fails with "address already in use".
+    Below that range only a listener can take it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return (10000, low - 1) if low > 11000 else None
 
 
 def free_ports(n, host="127.0.0.1"):
-    """n distinct ports the kernel considers free right now (bind 0, read,
-    close), all held at once so they differ, and never handed out before in
-    this run."""
+    """n distinct ports free right now (each bound once, all held at once
+    so they differ, then closed), below the ephemeral range where there is
+    room, and never handed out before in this run."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    span = _ports_outside_ephemeral()
     held, ports = [], []
     try:
-        for _ in range(n + 50):          # bounded
+        for _ in range(n + 200):         # bounded
             if len(ports) == n:
                 break
             s = socket.socket(fam, socket.SOCK_STREAM)
             held.append(s)
-            s.bind((host, 0))
+            try:
+                s.bind((host, _port_picker.randint(*span) if span else 0))
+            except OSError:
+                continue                 # in use: draw another
             p = s.getsockname()[1]
             if p not in _handed_out_ports:
                 ports.append(p)
