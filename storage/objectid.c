@@ -9,7 +9,9 @@
  * one. Folders without the file (made by another program, or before ids
  * existed) get one the first time it is asked for. The file is written in
  * tmp/ and linked into place, so of two processes that make one at once
- * exactly one wins and both answer with the winner's id.
+ * exactly one wins and both answer with the winner's id. A file that holds
+ * no valid id is replaced by a rename; two that replace one at the same
+ * moment may each answer their own id once (the file keeps the last).
  *
  * EMAILID is derived from the message's GUID (its Maildir base name),
  * which a move keeps and a copy into another folder shares; base names
@@ -104,7 +106,7 @@ int store__mailboxid_read(const char *folder, char id[STORE_OBJECTID_SIZE],
 		return ret;
 	text[strcspn(text, "\r\n")] = '\0';
 	if (!store_objectid_valid(text))
-		return 0;
+		return 2;
 	memcpy(id, text, strlen(text) + 1);
 	return 1;
 }
@@ -176,14 +178,17 @@ int store__mailboxid_get(const char *folder, char id[STORE_OBJECTID_SIZE],
 	for (int attempt = 0; attempt < 3; attempt++) {
 		int r = store__mailboxid_read(folder, id, err);
 
-		if (r != 0)
+		if (r < 0 || r == 1)
 			return r < 0 ? -1 : 0;
-		snprintf(path, sizeof(path), "%s/" STORE_MAILBOXID_FILE, folder);
-		/* A file that is there but holds no id is replaced. */
-		bool replace = access(path, F_OK) == 0;
+		/* A file that is there but holds no id is replaced. Decided by
+		 * what the read found: a file another thread or process has
+		 * linked into place since is a valid id, never replaced. */
+		bool replace = r == 2;
 
-		if (replace)
+		if (replace) {
+			snprintf(path, sizeof(path), "%s/" STORE_MAILBOXID_FILE, folder);
 			log_warn("%s: not a mailbox id, a new one is made", path);
+		}
 
 		mailboxid_new(id);
 		r = mailboxid_write(folder, id, replace, err);

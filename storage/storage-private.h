@@ -348,8 +348,8 @@ int store__meta_copy(struct store_user *u, int64_t src_mailbox_id, uint32_t src_
 		     struct store_error *err);
 
 /* objectid.c */
-/* The folder's MAILBOXID if it has one: 1, 0 (none, or not a valid id),
- * -1 on an I/O error. Only reads. */
+/* The folder's MAILBOXID if it has one: 1; 0 when there is no file, 2
+ * when the file holds no valid id; -1 on an I/O error. Only reads. */
 int store__mailboxid_read(const char *folder, char id[STORE_OBJECTID_SIZE],
 			  struct store_error *err);
 /* The folder's MAILBOXID, made and stored (durably) if it has none. */
