@@ -12,9 +12,11 @@
 #include "storage-private.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -371,19 +373,28 @@ static void sqlite_setup(void)
 	sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
 }
 
-int store__index_open(struct store_user *u, struct store_error *err)
+/* Open (or create) the database at path. Without it, a -wal or -shm left
+ * beside it belongs to the old one (deleted by an administrator, say) and
+ * must never be replayed into the new file: they are removed first. That
+ * happens under an exclusive lock, held until the new file exists, so that
+ * the -wal of a database another thread or process has just created is
+ * never taken for an old one (its commits would go on in an unlinked file
+ * while others use a new one). The lock is a file of its own, not the
+ * user directory that rebuilds lock (store__rebuild_locked), which may
+ * reopen the index while they hold theirs. */
+static int open_db(struct store_user *u, const char *path)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
 
-	pthread_once(&once, sqlite_setup);
-	size_t n = strlen(u->dir) + sizeof("/" STORE_INDEX_FILE);
-	char *path = xcalloc(1, n);
-	int rc;
+	if (access(path, F_OK) == 0)
+		return sqlite3_open_v2(path, &u->db, flags, NULL);
+	char lock_path[4200];
 
-	snprintf(path, n, "%s/" STORE_INDEX_FILE, u->dir);
-	/* Without the database, a -wal or -shm left beside it belongs to the
-	 * old one (deleted by an administrator, say): never replay it into a
-	 * new file. */
+	snprintf(lock_path, sizeof(lock_path), "%s/" STORE_INDEX_LOCK_FILE, u->dir);
+	int lock = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	while (lock >= 0 && flock(lock, LOCK_EX) < 0 && errno == EINTR)
+		;
 	if (access(path, F_OK) < 0 && errno == ENOENT) {
 		char side[4200];
 
@@ -392,8 +403,24 @@ int store__index_open(struct store_user *u, struct store_error *err)
 		snprintf(side, sizeof(side), "%s-shm", path);
 		unlink(side);
 	}
-	rc = sqlite3_open_v2(path, &u->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			     SQLITE_OPEN_NOMUTEX, NULL);
+	int rc = sqlite3_open_v2(path, &u->db, flags, NULL);
+
+	if (lock >= 0)
+		close(lock); /* releases the lock */
+	return rc;
+}
+
+int store__index_open(struct store_user *u, struct store_error *err)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, sqlite_setup);
+	size_t n = strlen(u->dir) + sizeof("/" STORE_INDEX_FILE);
+	char *path = xcalloc(1, n);
+
+	snprintf(path, n, "%s/" STORE_INDEX_FILE, u->dir);
+	int rc = open_db(u, path);
+
 	free(path);
 	if (rc != SQLITE_OK) {
 		int ret = store__fail_db(err, u->db, "open");

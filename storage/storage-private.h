@@ -10,6 +10,8 @@
 #include <sqlite3.h>
 
 #define STORE_INDEX_FILE "index.sqlite"
+/* Taken while a missing index is created (index.c, open_db). */
+#define STORE_INDEX_LOCK_FILE "index-create.lock"
 #define STORE_UIDSTATE_FILE "tern-uidstate"
 #define STORE_KEYWORDS_FILE "dovecot-keywords"
 /* The folder's MAILBOXID (objectid.c). */
