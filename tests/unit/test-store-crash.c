@@ -1869,5 +1869,16 @@ int main(void)
 
 	log_init("test-store-crash", LOG_TARGET_STDERR, LOG_LEVEL_ERROR);
 	seed = torture_seed("test-store-crash");
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* SQLite makes its temporary files (statement journals) in /var/tmp
+	 * and unlinks them at once; a child killed in between would leave one
+	 * there. They go into a directory of this run instead, read by SQLite
+	 * when it initialises, so before any store is opened. */
+	char sql_tmp[] = "/tmp/tern-test-crash-sqlite-XXXXXX";
+
+	if (mkdtemp(sql_tmp) == NULL || setenv("SQLITE_TMPDIR", sql_tmp, 1) < 0)
+		return 1;
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+
+	torture_rm_rf(sql_tmp);
+	return failed;
 }
