@@ -17,7 +17,9 @@
  * Messages still waiting for their text
  * (fts_pending: an index from before the text index, a Maildir adopted in
  * bulk) are read from their files, and the text of up to
- * STORE_SEARCH_KEEP_MAX of them is kept for the next searches. EMAILID hashes each
+ * STORE_SEARCH_KEEP_MAX of them is kept for the next searches; the
+ * stored text and that list are read in one snapshot, since a catch-up
+ * (catchup.c) may move messages from the one to the other meanwhile. EMAILID hashes each
  * message's GUID (objectid.c); THREADID matches nothing.
  */
 #include "storage-private.h"
@@ -492,16 +494,18 @@ fail:
 	log_debug("search: text not kept: %s", err.msg);
 }
 
-/* Messages that have no text in the index yet: from their files (and
- * their text then kept). */
-static int eval_pending(struct search_ctx *c, const struct store_search *s, uint8_t *out)
+/* The UIDs of the mailbox's messages that have no text in the index yet
+ * (*n_r of them, in a new array). */
+static int pending_uids(struct search_ctx *c, uint32_t **uids_r, size_t *n_r)
 {
 	struct store_user *u = c->mb->user;
 	sqlite3_stmt *st;
 	uint32_t *uids = NULL;
 	size_t n = 0, cap = 0;
-	int rc, kept = 0, budget = STORE_SEARCH_KEEP_MAX;
+	int rc;
 
+	*uids_r = NULL;
+	*n_r = 0;
 	if (sqlite3_prepare_v2(u->db, "SELECT uid FROM fts_pending WHERE mailbox_id = ?", -1,
 			       &st, NULL) != SQLITE_OK)
 		return store__fail_db(c->err, u->db, "search");
@@ -518,6 +522,19 @@ static int eval_pending(struct search_ctx *c, const struct store_search *s, uint
 		free(uids);
 		return store__fail_db(c->err, u->db, "search");
 	}
+	*uids_r = uids;
+	*n_r = n;
+	return 0;
+}
+
+/* The pending messages (pending_uids): from their files (and their text
+ * then kept). */
+static int eval_pending(struct search_ctx *c, const struct store_search *s, uint8_t *out,
+			const uint32_t *uids, size_t n)
+{
+	struct store_user *u = c->mb->user;
+	int kept = 0, budget = STORE_SEARCH_KEEP_MAX;
+
 	for (size_t i = 0; i < n; i++) {
 		uint32_t seq = store_mailbox_seq(c->mb, uids[i]);
 		struct store_msg_row row;
@@ -545,7 +562,6 @@ static int eval_pending(struct search_ctx *c, const struct store_search *s, uint
 		store__fts_doc_unref(&doc);
 	}
 	keep_doc(u, &kept, &budget, NULL, NULL);
-	free(uids);
 	return c->err->code == STORE_ERR_NONE ? 0 : -1;
 }
 
@@ -583,10 +599,19 @@ static int eval_text(struct search_ctx *c, const struct store_search *s, uint8_t
 			 " JOIN message_fts f ON f.rowid = d.docid"
 			 " WHERE m.mailbox_id = ?", cols);
 	}
+	/* One read transaction for the stored text and the pending list: a
+	 * message whose text is stored meanwhile (catch-up, another search)
+	 * would otherwise be in neither. */
+	if (store__begin_read(u, c->err) < 0) {
+		free(q);
+		return -1;
+	}
 	rc = sqlite3_prepare_v2(u->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		free(q);
-		return store__fail_db(c->err, u->db, "search");
+		store__fail_db(c->err, u->db, "search");
+		store__rollback(u);
+		return -1;
 	}
 	sqlite3_bind_int64(st, 1, c->mb->id);
 	if (q != NULL)
@@ -606,9 +631,20 @@ static int eval_text(struct search_ctx *c, const struct store_search *s, uint8_t
 	}
 	sqlite3_finalize(st);
 	free(q);
+	uint32_t *pending = NULL;
+	size_t npending = 0;
+
 	if (rc != SQLITE_DONE)
-		return store__fail_db(c->err, u->db, "search");
-	return eval_pending(c, s, out);
+		store__fail_db(c->err, u->db, "search");
+	else
+		pending_uids(c, &pending, &npending);
+	/* Ends the read transaction (nothing was written). */
+	store__rollback(u);
+	int ret = c->err->code == STORE_ERR_NONE ?
+		eval_pending(c, s, out, pending, npending) : -1;
+
+	free(pending);
+	return ret;
 }
 
 /* ---------------------------------------------------------- EMAILID */

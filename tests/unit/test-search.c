@@ -6,7 +6,8 @@
  * subjects), i;unicode-casemap matching (RFC 5051: case beyond ASCII,
  * composed and decomposed letters, compatibility characters), the
  * full-text index kept in step with save, expunge, copy, move and rebuild
- * (and messages without text in it searched from their files), an index
+ * (and messages without text in it searched from their files, also while
+ * another connection stores their text), an index
  * of the old uncasemapped form upgraded, RFC 5256 base subjects, the SORT
  * keys (i;unicode-casemap too) and the threading fields.
  */
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "storage/storage.h"
+#include "storage/storage-private.h"
 #include "test-util.h"
 
 #define DAY 86400
@@ -812,6 +814,71 @@ static void test_index_upgrade(void **state)
 	store_mailbox_close(&mb);
 }
 
+/*
+ * A search while another connection stores the text of pending messages
+ * (tern-imapd's catch-up): each message is either in the text index or
+ * pending, so a search must read both in one snapshot, or a message
+ * stored between the two reads is in neither and missed. The catch-up
+ * runs exactly there, from a trace callback on the searching connection
+ * (a private field: storage-private.h) as its read of fts_pending starts.
+ */
+struct catch_up_at_pending {
+	struct store_user *other;       /* the catch-up's own connection */
+	bool armed;                     /* run at the next read of fts_pending */
+};
+
+static int catch_up_on_pending_read(unsigned type, void *ctx, void *p, void *x)
+{
+	struct catch_up_at_pending *c = ctx;
+	const char *sql = x;
+	struct store_error err = { 0 };
+	bool more = true;
+
+	(void)p;
+	if (type != SQLITE_TRACE_STMT || !c->armed ||
+	    strstr(sql, "SELECT uid FROM fts_pending") == NULL)
+		return 0;
+	c->armed = false;
+	while (more)
+		if (store_user_catch_up(c->other, 100, &more, &err) < 0)
+			fail_msg("catch up: %s", err.msg);
+	return 0;
+}
+
+static void test_search_during_catch_up(void **state)
+{
+	struct fixture *f = *state;
+	struct arena *a = f->a;
+	struct store_user_options opt = { 0 };
+	struct store_error err = { 0 };
+	struct catch_up_at_pending c = { 0 };
+	static const struct {
+		enum store_search_kind kind;
+		const char *needle;     /* through the trigram index, and scanned */
+	} keys[] = { { STORE_SEARCH_BODY, "CAFÉ" }, { STORE_SEARCH_BODY, "é" } };
+
+	save_intl(f);
+	assert_int_equal(store_user_open(f->dir, &opt, &c.other, &err), 0);
+	struct store_mailbox *mb = open_mb(f->u, "Intl");
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		test_index_exec(f->dir, "BEGIN IMMEDIATE; DELETE FROM message_fts;"
+				" DELETE FROM fts_doc; DELETE FROM fts_gone;"
+				" INSERT OR IGNORE INTO fts_pending"
+				"  SELECT mailbox_id, uid FROM message; COMMIT");
+		c.armed = true;
+		sqlite3_trace_v2(f->u->db, SQLITE_TRACE_STMT, catch_up_on_pending_read, &c);
+		const char *found = run(f, mb, str(a, keys[i].kind, keys[i].needle));
+
+		sqlite3_trace_v2(f->u->db, 0, NULL, NULL);
+		assert_false(c.armed);
+		assert_string_equal(found, "1 3");
+		assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending"), 0);
+	}
+	store_mailbox_close(&mb);
+	store_user_close(&c.other);
+}
+
 static void test_base_subject(void **state)
 {
 	struct arena *a = arena_new(0);
@@ -985,6 +1052,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sort_and_thread_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unicode_casemap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_index_upgrade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_search_during_catch_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sort_unicode, setup, teardown),
 	};
 
