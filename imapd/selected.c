@@ -385,8 +385,11 @@ static void qresync_report(struct imap_cmd *cmd, struct imap_selected *sel,
 	}
 	size_t w = 0;
 
+	/* The expunged list is read after the view: a UID expunged since
+	 * the view was taken is still counted by this SELECT and is told as
+	 * an expunge at the next sync, not here. */
 	for (size_t i = 0; i < ngone; i++)
-		if (known == NULL || set_has(known, gone[i]))
+		if ((known == NULL || set_has(known, gone[i])) && store_mailbox_seq(mb, gone[i]) == 0)
 			gone[w++] = gone[i];
 	if (w > 0) {
 		buf_append_str(&cmd->out, "* VANISHED (EARLIER) ");

@@ -49,23 +49,41 @@ out:
 	return ret;
 }
 
-/* Keyword bits of the source folder to bits of the destination's list. */
+/* Keyword bits of the source folder to bits of the destination's list.
+ * A bit beyond the view's list is a keyword another session made since
+ * the view was loaded: the list is read again from the folder's file,
+ * which has it (the caller holds the write lock; the list only grows). */
 static int map_keywords(struct store_mailbox *mb, uint64_t src, const char *dst_folder,
 			char ***dst_list, unsigned *dst_count, uint64_t *dst_r,
 			struct store_error *err)
 {
-	*dst_r = 0;
-	for (unsigned i = 0; i < mb->keyword_count && i < 64; i++) {
-		if ((src & ((uint64_t)1 << i)) == 0 || mb->keywords[i][0] == '\0')
-			continue;
-		int idx = store__keyword_index(dst_folder, dst_list, dst_count, mb->keywords[i],
-					       true, err);
+	char **names = mb->keywords, **fresh = NULL;
+	unsigned count = mb->keyword_count;
+	int ret = 0;
 
-		if (idx < 0)
+	*dst_r = 0;
+	if (count < 64 && (src >> count) != 0) {
+		if (store__keywords_load(mb->folder, &fresh, &count, err) < 0) {
+			store__keywords_free(fresh, count);
 			return -1;
+		}
+		names = fresh;
+	}
+	for (unsigned i = 0; i < count && i < 64; i++) {
+		if ((src & ((uint64_t)1 << i)) == 0 || names[i][0] == '\0')
+			continue;
+		int idx = store__keyword_index(dst_folder, dst_list, dst_count, names[i], true,
+					       err);
+
+		if (idx < 0) {
+			ret = -1;
+			break;
+		}
 		*dst_r |= (uint64_t)1 << idx;
 	}
-	return 0;
+	if (fresh != NULL)
+		store__keywords_free(fresh, count);
+	return ret;
 }
 
 struct created {

@@ -195,6 +195,15 @@ int store_mailbox_delete(struct store_user *u, const char *name, struct store_er
 	}
 	if (store__begin(u, true, err) < 0)
 		goto out;
+	/* Again under the lock: the wait for it may have seen the mailbox
+	 * renamed or deleted, and another made under its name. */
+	found = store__mbox_get(u, name, &row, err);
+	if (found <= 0) {
+		if (found == 0)
+			store__fail(err, STORE_ERR_NOTFOUND, "no mailbox %s", name);
+		store__rollback(u);
+		goto out;
+	}
 	/* First take the folder out of the Maildir in one rename, so a crash
 	 * cannot leave it half deleted; the rest is cleanup. */
 	char trash[4096];
@@ -524,7 +533,12 @@ static int folders_reconcile(struct store_user *u, struct store_error *err)
 
 	for (size_t i = 0; i < ngone; i++) {
 		if (ret == 0 && store__begin(u, true, err) == 0) {
-			if (store__mbox_get(u, gone[i], &row, err) == 1) {
+			/* Still gone, under the lock: not made again meanwhile. */
+			char *folder = store__folder_path(u, gone[i], err);
+			bool still_gone = folder != NULL && !folder_exists(folder);
+
+			free(folder);
+			if (still_gone && store__mbox_get(u, gone[i], &row, err) == 1) {
 				char sql[256];
 
 				snprintf(sql, sizeof(sql),
@@ -652,9 +666,23 @@ int store_mailbox_status(struct store_user *u, const char *name, struct arena *a
 			store__fail(err, STORE_ERR_NOTFOUND, "no mailbox %s", name);
 		return -1;
 	}
-	if (store__sync_folder(u, name, false, err) < 0 || store__mbox_get(u, name, &row, err) < 0)
+	if (store__sync_folder(u, name, false, err) < 0)
 		return -1;
 	memset(info_r, 0, sizeof(*info_r));
+	/* UIDNEXT and HIGHESTMODSEQ from the same moment as the counts: read
+	 * apart, a delivery or expunge in between shows in one only. */
+	if (store__begin_read(u, err) < 0)
+		return -1;
+	found = store__mbox_get(u, name, &row, err);
+	if (found > 0 && fill_counts(u, row.id, info_r, err) < 0)
+		found = -1;
+	store__rollback(u);
+	if (found <= 0) {
+		/* Deleted meanwhile. */
+		if (found == 0)
+			store__fail(err, STORE_ERR_NOTFOUND, "no mailbox %s", name);
+		return -1;
+	}
 	info_r->name = arena_strdup(a, name);
 	info_r->exists = true;
 	info_r->uidvalidity = row.uidvalidity;
@@ -671,5 +699,5 @@ int store_mailbox_status(struct store_user *u, const char *name, struct arena *a
 	if (folder != NULL && store__mailboxid_read(folder, id, &id_err) == 1)
 		info_r->mailboxid = arena_strdup(a, id);
 	free(folder);
-	return fill_counts(u, row.id, info_r, err);
+	return 0;
 }

@@ -28,18 +28,15 @@ int store_reader_open(struct store_mailbox *mb, uint32_t uid, struct store_reade
 	/* A file renamed by another program meanwhile: sync once, retry. */
 	for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
 		struct store_msg_row row;
-		int found = store__msg_row(mb, uid, &row, err);
+		int found = store__msg_path(mb, uid, attempt > 0, &row, path, sizeof(path), err);
 
 		if (found < 0)
 			return -1;
 		if (found == 0)
 			return store__fail(err, STORE_ERR_NOTFOUND, "no message with UID %u", uid);
-		snprintf(path, sizeof(path), "%s/%s", mb->folder, row.filename);
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0 && (errno != ENOENT || attempt == 1))
 			return store__fail_errno(err, errno, "open %s", path);
-		if (fd < 0 && store__sync_folder(mb->user, mb->name, true, err) < 0)
-			return -1;
 	}
 	struct store_reader *r = xcalloc(1, sizeof(*r));
 

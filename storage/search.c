@@ -263,7 +263,7 @@ int store__meta_fill(struct store_mailbox *mb, uint32_t uid, struct store_error 
 	struct store_error err = { 0 };
 	char guid[128], path[4800];
 	sqlite3_stmt *st;
-	int found = store__msg_row(mb, uid, &row, err_r);
+	int found = store__msg_path(mb, uid, false, &row, path, sizeof(path), err_r);
 
 	if (found <= 0)
 		return found;
@@ -278,9 +278,16 @@ int store__meta_fill(struct store_mailbox *mb, uint32_t uid, struct store_error 
 	sqlite3_finalize(st);
 	if (!found)
 		return 0;
-	snprintf(path, sizeof(path), "%s/%s", mb->folder, row.filename);
 	struct store__meta *m = store__meta_parse_file(path, &err);
 
+	/* Renamed meanwhile: looked for again after a sync. */
+	if (m == NULL && err.code == STORE_ERR_NOTFOUND) {
+		found = store__msg_path(mb, uid, true, &row, path, sizeof(path), err_r);
+		if (found <= 0)
+			return found;
+		memset(&err, 0, sizeof(err));
+		m = store__meta_parse_file(path, &err);
+	}
 	if (m == NULL) {
 		log_debug("search: %s: %s", path, err.msg);
 		return 0;
@@ -538,20 +545,29 @@ static int eval_pending(struct search_ctx *c, const struct store_search *s, uint
 	for (size_t i = 0; i < n; i++) {
 		uint32_t seq = store_mailbox_seq(c->mb, uids[i]);
 		struct store_msg_row row;
+		char path[4800];
 
-		if (seq == 0 || store__msg_row(c->mb, uids[i], &row, c->err) <= 0) {
+		if (seq == 0 ||
+		    store__msg_path(c->mb, uids[i], false, &row, path, sizeof(path), c->err) <= 0) {
 			if (c->err->code != STORE_ERR_NONE)
 				break;
 			continue;
 		}
-		char path[4800];
 		struct store_error ferr = { 0 };
-
-		snprintf(path, sizeof(path), "%s/%s", c->mb->folder, row.filename);
 		struct store__fts_doc *doc = store__fts_doc_from_file(path, &ferr);
 
-		/* Gone meanwhile (expunged, renamed by another program): the
-		 * next sync tells the client. */
+		/* Renamed meanwhile (a flag change by another session or
+		 * program): looked for again after a sync. */
+		if (doc == NULL && ferr.code == STORE_ERR_NOTFOUND) {
+			int found = store__msg_path(c->mb, uids[i], true, &row, path,
+						    sizeof(path), c->err);
+
+			if (found < 0)
+				break;
+			memset(&ferr, 0, sizeof(ferr));
+			doc = found > 0 ? store__fts_doc_from_file(path, &ferr) : NULL;
+		}
+		/* Gone (expunged): the next sync tells the client. */
 		if (doc == NULL) {
 			log_debug("search: %s: %s", path, ferr.msg);
 			continue;

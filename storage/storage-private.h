@@ -324,6 +324,11 @@ struct store_msg_row {
 /* 1 with *row_r filled, 0 when the UID is not in the mailbox, -1 error. */
 int store__msg_row(struct store_mailbox *mb, uint32_t uid, struct store_msg_row *row_r,
 		   struct store_error *err);
+/* The same, and the path of its file into path. resync: the file the
+ * index named was not there (renamed meanwhile by another session's flag
+ * change or another program): the folder is synced first. */
+int store__msg_path(struct store_mailbox *mb, uint32_t uid, bool resync,
+		    struct store_msg_row *row_r, char *path, size_t size, struct store_error *err);
 
 /* view.c: bring an opened mailbox up to the index. */
 int store__view_refresh(struct store_mailbox *mb, struct store_error *err);

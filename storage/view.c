@@ -474,6 +474,18 @@ int store__msg_row(struct store_mailbox *mb, uint32_t uid, struct store_msg_row 
 	return store__fail_db(err, mb->user->db, "message lookup");
 }
 
+int store__msg_path(struct store_mailbox *mb, uint32_t uid, bool resync,
+		    struct store_msg_row *row_r, char *path, size_t size, struct store_error *err)
+{
+	if (resync && store__sync_folder(mb->user, mb->name, true, err) < 0)
+		return -1;
+	int found = store__msg_row(mb, uid, row_r, err);
+
+	if (found > 0)
+		snprintf(path, size, "%s/%s", mb->folder, row_r->filename);
+	return found;
+}
+
 static int bump_mailbox(struct store_mailbox *mb, struct store_mbox_row *row, uint64_t modseq,
 			struct store_error *err)
 {

@@ -7,6 +7,8 @@ import base64
 import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 
@@ -374,6 +376,41 @@ def test_qresync_select(server):
     # A wrong UIDVALIDITY: a plain SELECT, nothing about changes.
     lines = d.cmd(f"s2 SELECT INBOX (QRESYNC ({uv + 1} {ms}))")
     assert not any("VANISHED" in l or "FETCH" in l for l in lines), lines
+
+
+def test_qresync_select_vanished_only_what_it_does_not_count(server, mail_user):
+    """SELECT reads the expunged UIDs after its view of the mailbox, so an
+    expunge by another session in between is in both: VANISHED (EARLIER)
+    must leave out what the response still counts (EXISTS); the next sync
+    reports it. The index is given that in-between state directly: a
+    live message with an expunged row."""
+    _, uid, gid = mail_user
+    for i in range(1, 4):
+        server.deliver(USER, msg(i))
+    c = server.login(USER, PASSWORD)
+    assert c.cmd("e ENABLE QRESYNC")[-1] == "e OK Enabled"
+    lines = c.cmd("s SELECT INBOX")
+    uv, ms = uidvalidity_of(lines), modseq_of(lines)
+    c.cmd("l LOGOUT")
+    index = os.path.join(server.user_dir(USER), "index.sqlite")
+    script = ("import sqlite3, sys\n"
+              "db = sqlite3.connect(sys.argv[1], timeout=10)\n"
+              "db.execute(\"INSERT INTO expunged SELECT mailbox_id, 2, highestmodseq + 1"
+              " FROM mailbox m JOIN message g ON g.mailbox_id = m.id AND g.uid = 2\")\n"
+              "db.commit()\n"
+              "db.close()\n")
+    # As the mail user: the index's -wal and -shm stay its own.
+    p = subprocess.run([sys.executable, "-c", script, index], user=uid, group=gid,
+                       capture_output=True)
+    assert p.returncode == 0, p.stderr
+    d = server.login(USER, PASSWORD)
+    assert d.cmd("e ENABLE QRESYNC")[-1] == "e OK Enabled"
+    lines = d.cmd(f"s SELECT INBOX (QRESYNC ({uv} {ms} 1:3))")
+    assert lines[-1] == "s OK [READ-WRITE] SELECT completed", lines
+    assert "* 3 EXISTS" in lines, lines
+    assert not any("VANISHED" in l for l in lines), lines
+    lines = d.cmd(f"s2 SELECT INBOX (QRESYNC ({uv} {ms}))")
+    assert not any("VANISHED" in l for l in lines), lines
 
 
 # ------------------------------------------------------------------ IDLE

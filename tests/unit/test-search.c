@@ -819,30 +819,16 @@ static void test_index_upgrade(void **state)
  * (tern-imapd's catch-up): each message is either in the text index or
  * pending, so a search must read both in one snapshot, or a message
  * stored between the two reads is in neither and missed. The catch-up
- * runs exactly there, from a trace callback on the searching connection
- * (a private field: storage-private.h) as its read of fts_pending starts.
+ * runs exactly there, as the search's read of fts_pending starts.
  */
-struct catch_up_at_pending {
-	struct store_user *other;       /* the catch-up's own connection */
-	bool armed;                     /* run at the next read of fts_pending */
-};
-
-static int catch_up_on_pending_read(unsigned type, void *ctx, void *p, void *x)
+static void catch_up_all(void *arg)
 {
-	struct catch_up_at_pending *c = ctx;
-	const char *sql = x;
 	struct store_error err = { 0 };
 	bool more = true;
 
-	(void)p;
-	if (type != SQLITE_TRACE_STMT || !c->armed ||
-	    strstr(sql, "SELECT uid FROM fts_pending") == NULL)
-		return 0;
-	c->armed = false;
 	while (more)
-		if (store_user_catch_up(c->other, 100, &more, &err) < 0)
+		if (store_user_catch_up(arg, 100, &more, &err) < 0)
 			fail_msg("catch up: %s", err.msg);
-	return 0;
 }
 
 static void test_search_during_catch_up(void **state)
@@ -851,32 +837,72 @@ static void test_search_during_catch_up(void **state)
 	struct arena *a = f->a;
 	struct store_user_options opt = { 0 };
 	struct store_error err = { 0 };
-	struct catch_up_at_pending c = { 0 };
-	static const struct {
-		enum store_search_kind kind;
-		const char *needle;     /* through the trigram index, and scanned */
-	} keys[] = { { STORE_SEARCH_BODY, "CAFÉ" }, { STORE_SEARCH_BODY, "é" } };
+	struct store_user *other;
+	/* Through the trigram index, and scanned. */
+	static const char *const needles[] = { "CAFÉ", "é" };
 
 	save_intl(f);
-	assert_int_equal(store_user_open(f->dir, &opt, &c.other, &err), 0);
+	assert_int_equal(store_user_open(f->dir, &opt, &other, &err), 0);
 	struct store_mailbox *mb = open_mb(f->u, "Intl");
+	struct test_at_stmt at = {
+		.sql_part = "SELECT uid FROM fts_pending", .fn = catch_up_all, .arg = other,
+	};
 
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+	for (size_t i = 0; i < sizeof(needles) / sizeof(needles[0]); i++) {
 		test_index_exec(f->dir, "BEGIN IMMEDIATE; DELETE FROM message_fts;"
 				" DELETE FROM fts_doc; DELETE FROM fts_gone;"
 				" INSERT OR IGNORE INTO fts_pending"
 				"  SELECT mailbox_id, uid FROM message; COMMIT");
-		c.armed = true;
-		sqlite3_trace_v2(f->u->db, SQLITE_TRACE_STMT, catch_up_on_pending_read, &c);
-		const char *found = run(f, mb, str(a, keys[i].kind, keys[i].needle));
+		test_at_stmt_arm(f->u->db, &at);
+		const char *found = run(f, mb, str(a, STORE_SEARCH_BODY, needles[i]));
 
-		sqlite3_trace_v2(f->u->db, 0, NULL, NULL);
-		assert_false(c.armed);
+		test_at_stmt_done(f->u->db, &at);
 		assert_string_equal(found, "1 3");
 		assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending"), 0);
 	}
 	store_mailbox_close(&mb);
-	store_user_close(&c.other);
+	store_user_close(&other);
+}
+
+/* Another program's flag change: the file of uid renamed in the folder
+ * to the flags info (":2,F"), behind the index's back. */
+static void rename_behind_index(struct store_mailbox *mb, uint32_t uid, const char *info)
+{
+	struct store_msg_row row;
+	struct store_error err = { 0 };
+	char from[4096], to[4096];
+
+	assert_int_equal(store__msg_row(mb, uid, &row, &err), 1);
+	snprintf(from, sizeof(from), "%s/%s", mb->folder, row.filename);
+	const char *name = strchr(row.filename, '/') + 1;
+
+	snprintf(to, sizeof(to), "%s/cur/%.*s%s", mb->folder, (int)strcspn(name, ":"), name,
+		 info);
+	assert_int_equal(rename(from, to), 0);
+}
+
+/*
+ * A message read from its file by a search (no text or structure stored
+ * for it yet) whose file was renamed since the index last looked, by
+ * another session's flag change or another program: the folder is synced
+ * and the file found under its new name, not taken for a non-match.
+ */
+static void test_search_renamed_file(void **state)
+{
+	struct fixture *f = *state;
+	struct arena *a = f->a;
+
+	save_intl(f);
+	test_index_exec(f->dir, "DELETE FROM message_fts; DELETE FROM fts_doc;"
+			" DELETE FROM message_meta;"
+			" INSERT OR IGNORE INTO fts_pending SELECT mailbox_id, uid FROM message;");
+	struct store_mailbox *mb = open_mb(f->u, "Intl");
+
+	rename_behind_index(mb, 1, ":2,F");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_BODY, "CAFÉ")), "1 3");
+	rename_behind_index(mb, 1, ":2,FS");
+	assert_string_equal(run(f, mb, str(a, STORE_SEARCH_SUBJECT, "CAFÉ AU")), "1");
+	store_mailbox_close(&mb);
 }
 
 static void test_base_subject(void **state)
@@ -1053,6 +1079,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unicode_casemap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_index_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_search_during_catch_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_search_renamed_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sort_unicode, setup, teardown),
 	};
 

@@ -865,6 +865,30 @@ static void test_copy_and_move(void **state)
 	store_mailbox_close(&mb);
 }
 
+/* A keyword another session made after this view was loaded: a copy or
+ * move from this view keeps it. */
+static void test_copy_keyword_made_since_view(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	const char *kw[] = { "Late" };
+	uint32_t uid = save(f->u, "INBOX", "Subject: k\n\nkeyword\n", 0), dest, uidvalidity;
+	struct store_mailbox *mb = open_mb(f->u, "INBOX");
+	struct store_mailbox *other = open_mb(f->u, "INBOX");
+
+	assert_int_equal(store_mailbox_set_flags(other, &uid, 1, STORE_FLAGS_ADD, 0, kw, 1, 0,
+						 NULL, &err), 0);
+	store_mailbox_close(&other);
+	assert_int_equal(store_mailbox_copy(mb, &uid, 1, "Archive", true, &uidvalidity, &dest,
+					    &err), 0);
+	store_mailbox_close(&mb);
+	struct store_mailbox *ar = open_mb(f->u, "Archive");
+
+	assert_int_equal(store_mailbox_msg(ar, 1)->keywords, 1);
+	assert_string_equal(store_mailbox_keyword(ar, 0), "Late");
+	store_mailbox_close(&ar);
+}
+
 /* A large mailbox opens from its snapshot plus what changed since; the
  * result must equal a view read row by row. */
 static void test_view_cache_matches_index(void **state)
@@ -1413,6 +1437,151 @@ static void test_concurrent_saves(void **state)
 
 	assert_int_equal(store_mailbox_count(mb), THREADS * EACH);
 	store_mailbox_close(&mb);
+}
+
+/*
+ * STATUS reads UIDNEXT and HIGHESTMODSEQ and the counts in one snapshot:
+ * a delivery by another connection just as it counts shows in all of
+ * them or in none.
+ */
+static void deliver_by_other(void *arg)
+{
+	save(arg, "INBOX", "Subject: meanwhile\r\n\r\nx\r\n", 0);
+}
+
+static void test_status_one_snapshot(void **state)
+{
+	struct fixture *f = *state;
+	struct store_user_options opt = { 0 };
+	struct store_error err = { 0 };
+	struct store_user *other;
+	struct store_mailbox_info info;
+	struct arena *a = arena_new(0);
+
+	save(f->u, "INBOX", "Subject: one\r\n\r\nx\r\n", 0);
+	assert_int_equal(store_user_open(f->dir, &opt, &other, &err), 0);
+	struct test_at_stmt at = {
+		.sql_part = "SELECT count(*), coalesce(sum(vsize)", .fn = deliver_by_other,
+		.arg = other,
+	};
+
+	test_at_stmt_arm(f->u->db, &at);
+	assert_int_equal(store_mailbox_status(f->u, "INBOX", a, &info, &err), 0);
+	test_at_stmt_done(f->u->db, &at);
+	assert_int_equal(info.messages, 1);
+	assert_int_equal(info.uidnext, 2);
+	/* The next one sees the delivery in both. */
+	assert_int_equal(store_mailbox_status(f->u, "INBOX", a, &info, &err), 0);
+	assert_int_equal(info.messages, 2);
+	assert_int_equal(info.uidnext, 3);
+	store_user_close(&other);
+	arena_free(&a);
+}
+
+/* While DELETE waits for the write lock, another session renames the
+ * mailbox away and creates a new one under its name: the new one is
+ * deleted, the renamed one keeps its messages. */
+struct rename_and_recreate {
+	struct store_user *u;
+	const char *name, *to;
+};
+
+static void rename_and_recreate(void *arg)
+{
+	struct rename_and_recreate *r = arg;
+	struct store_error err = { 0 };
+
+	assert_int_equal(store_mailbox_rename(r->u, r->name, r->to, &err), 0);
+	assert_int_equal(store_mailbox_create(r->u, r->name, 0, &err), 0);
+}
+
+/* The one number sql yields, on the user's own connection. */
+static int64_t index_int(struct store_user *u, const char *sql)
+{
+	sqlite3_stmt *st;
+
+	assert_int_equal(sqlite3_prepare_v2(u->db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(st, 0);
+
+	sqlite3_finalize(st);
+	return v;
+}
+
+static void test_delete_while_renamed(void **state)
+{
+	struct fixture *f = *state;
+	struct store_user_options opt = { 0 };
+	struct store_error err = { 0 };
+	struct store_mailbox_info info;
+	struct arena *a = arena_new(0);
+	struct rename_and_recreate r = { .name = "Work", .to = "Work Old" };
+
+	assert_int_equal(store_mailbox_create(f->u, "Work", 0, &err), 0);
+	save(f->u, "Work", "Subject: keep\n\nme\n", 0);
+	assert_int_equal(store_user_open(f->dir, &opt, &r.u, &err), 0);
+	struct test_at_stmt at = { .sql_part = "BEGIN IMMEDIATE", .fn = rename_and_recreate,
+				   .arg = &r };
+
+	test_at_stmt_arm(f->u->db, &at);
+	assert_int_equal(store_mailbox_delete(f->u, "Work", &err), 0);
+	test_at_stmt_done(f->u->db, &at);
+	/* Before anything syncs: the index rows of the right mailbox went. */
+	assert_int_equal(index_int(f->u, "SELECT count(*) FROM mailbox WHERE name = 'Work'"), 0);
+	assert_int_equal(index_int(f->u, "SELECT count(*) FROM message m JOIN mailbox b"
+				   " ON b.id = m.mailbox_id WHERE b.name = 'Work Old'"), 1);
+	assert_int_equal(store_mailbox_status(f->u, "Work", a, &info, &err), -1);
+	assert_int_equal(err.code, STORE_ERR_NOTFOUND);
+	assert_int_equal(store_mailbox_status(f->u, "Work Old", a, &info, &err), 0);
+	assert_int_equal(info.messages, 1);
+	struct store_mailbox *mb = open_mb(f->u, "Work Old");
+
+	assert_int_equal(store_mailbox_count(mb), 1);
+	store_mailbox_close(&mb);
+	store_user_close(&r.u);
+	arena_free(&a);
+}
+
+/* LIST forgets the rows of folders gone from the Maildir; one made again
+ * (by another program) while LIST waits for the write lock keeps its
+ * row, and so its UIDVALIDITY and UIDs. */
+static void make_folder_again(void *arg)
+{
+	char path[4096];
+
+	for (int i = 0; i < 3; i++) {
+		static const char *const sub[] = { "", "/cur", "/new" };
+
+		snprintf(path, sizeof(path), "%s%s", (const char *)arg, sub[i]);
+		assert_int_equal(mkdir(path, 0700), 0);
+	}
+}
+
+static void test_list_keeps_folder_made_again(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	struct store_mailbox_info info, *list;
+	size_t count;
+	struct arena *a = arena_new(0);
+	char folder[4096], cmd[4200];
+
+	assert_int_equal(store_mailbox_create(f->u, "Gone", 0, &err), 0);
+	assert_int_equal(store_mailbox_status(f->u, "Gone", a, &info, &err), 0);
+	uint32_t uidvalidity = info.uidvalidity;
+
+	snprintf(folder, sizeof(folder), "%s/Maildir/.Gone", f->dir);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", folder);
+	assert_int_equal(system(cmd), 0);
+	struct test_at_stmt at = { .sql_part = "BEGIN IMMEDIATE", .fn = make_folder_again,
+				   .arg = folder };
+
+	test_at_stmt_arm(f->u->db, &at);
+	assert_int_equal(store_mailbox_list(f->u, a, &list, &count, &err), 0);
+	test_at_stmt_done(f->u->db, &at);
+	assert_int_equal(store_mailbox_status(f->u, "Gone", a, &info, &err), 0);
+	assert_int_equal(info.uidvalidity, uidvalidity);
+	arena_free(&a);
 }
 
 struct watch_state {
@@ -2100,6 +2269,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_index_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_and_move, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_keyword_made_since_view, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_cache_matches_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_periodic_rescan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_digest_follows_every_change, setup, teardown),
@@ -2110,6 +2280,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_quick_check_sees_same_tick_changes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_saves, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_one_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_while_renamed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_keeps_folder_made_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_sees_delivery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_non_files_with_message_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_prefers_acknowledged_save, setup, teardown),

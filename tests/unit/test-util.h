@@ -7,6 +7,7 @@
 #define TERN_TEST_UTIL_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,44 @@ static inline void test_index_exec(const char *user_dir, const char *sql)
 	sqlite3_busy_timeout(db, 5000);
 	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
+}
+
+/*
+ * Another connection's commit at one exact moment: fn(arg) runs once, as
+ * the next statement of db whose SQL contains sql_part starts, before it
+ * reads anything (a trace callback). For tests of reads that must see
+ * one snapshot; they reach db through storage-private.h.
+ */
+struct test_at_stmt {
+	const char *sql_part;
+	void (*fn)(void *arg);
+	void *arg;
+	bool armed;             /* cleared once fn ran */
+};
+
+static inline int test_at_stmt_cb(unsigned type, void *ctx, void *p, void *x)
+{
+	struct test_at_stmt *t = ctx;
+
+	(void)p;
+	if (type == SQLITE_TRACE_STMT && t->armed && strstr(x, t->sql_part) != NULL) {
+		t->armed = false;
+		t->fn(t->arg);
+	}
+	return 0;
+}
+
+static inline void test_at_stmt_arm(sqlite3 *db, struct test_at_stmt *t)
+{
+	t->armed = true;
+	sqlite3_trace_v2(db, SQLITE_TRACE_STMT, test_at_stmt_cb, t);
+}
+
+/* Stop watching db; fn must have run. */
+static inline void test_at_stmt_done(sqlite3 *db, struct test_at_stmt *t)
+{
+	sqlite3_trace_v2(db, 0, NULL, NULL);
+	assert_false(t->armed);
 }
 #endif
 
