@@ -369,6 +369,17 @@ int store__fts_has(struct store_user *u, const char *guid)
 	return found;
 }
 
+/* Run st, one of the cached statements of store__fts_insert. */
+static int run_cached(struct store_user *u, sqlite3_stmt *st, struct store_error *err)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return store__fail_db(err, u->db, "text index");
+	return 0;
+}
+
 int store__fts_insert(struct store_user *u, const char *guid, const struct store__fts_doc *doc,
 		      struct store_error *err)
 {
@@ -376,40 +387,56 @@ int store__fts_insert(struct store_user *u, const char *guid, const struct store
 
 	if (!u->meta)
 		return 0;
-	/* A document the GUID had goes the way of an expunged one. */
-	if (sqlite3_prepare_v2(u->db, "INSERT OR IGNORE INTO fts_gone"
-			       " SELECT docid FROM fts_doc WHERE guid = ?", -1, &st,
-			       NULL) != SQLITE_OK)
-		return store__fail_db(err, u->db, "text index");
-	sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
-	if (run(u, st, err, "text index") < 0)
+	/* No message has the GUID any more (expunged since its file was
+	 * read, by a catch-up or a search): no document, which nothing
+	 * would ever delete. Statements cached: every save runs them. */
+	st = store__stmt(u, STORE_STMT_FTS_GUID_USED,
+			 "SELECT 1 FROM message WHERE guid = ? LIMIT 1", err);
+	if (st == NULL)
 		return -1;
-	if (sqlite3_prepare_v2(u->db, "INSERT INTO message_fts (guid, hdr, body) VALUES (?, ?, ?)",
-			       -1, &st, NULL) != SQLITE_OK)
+	sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
 		return store__fail_db(err, u->db, "text index");
+	/* A document the GUID had goes the way of an expunged one. */
+	st = store__stmt(u, STORE_STMT_FTS_REPLACED, "INSERT OR IGNORE INTO fts_gone"
+			 " SELECT docid FROM fts_doc WHERE guid = ?", err);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
+	if (run_cached(u, st, err) < 0)
+		return -1;
+	st = store__stmt(u, STORE_STMT_FTS_TEXT,
+			 "INSERT INTO message_fts (guid, hdr, body) VALUES (?, ?, ?)", err);
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, doc->hdr.data != NULL ? (const char *)doc->hdr.data : "",
 			  (int)doc->hdr.len, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, doc->body.data != NULL ? (const char *)doc->body.data : "",
 			  (int)doc->body.len, SQLITE_STATIC);
-	if (run(u, st, err, "text index") < 0)
+	if (run_cached(u, st, err) < 0)
 		return -1;
 	sqlite3_int64 docid = sqlite3_last_insert_rowid(u->db);
 
-	if (sqlite3_prepare_v2(u->db, "INSERT OR REPLACE INTO fts_doc VALUES (?, ?)", -1, &st,
-			       NULL) != SQLITE_OK)
-		return store__fail_db(err, u->db, "text index");
+	st = store__stmt(u, STORE_STMT_FTS_DOC, "INSERT OR REPLACE INTO fts_doc VALUES (?, ?)", err);
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, docid);
-	if (run(u, st, err, "text index") < 0)
+	if (run_cached(u, st, err) < 0)
 		return -1;
 	/* Every message of this GUID has its text now. */
-	if (sqlite3_prepare_v2(u->db, "DELETE FROM fts_pending WHERE (mailbox_id, uid) IN"
-			       " (SELECT mailbox_id, uid FROM message WHERE guid = ?)", -1, &st,
-			       NULL) != SQLITE_OK)
-		return store__fail_db(err, u->db, "text index");
+	st = store__stmt(u, STORE_STMT_FTS_UNPEND, "DELETE FROM fts_pending WHERE (mailbox_id, uid)"
+			 " IN (SELECT mailbox_id, uid FROM message WHERE guid = ?)", err);
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
-	return run(u, st, err, "text index");
+	return run_cached(u, st, err);
 }
 
 int store__fts_adopt(struct store_user *u, const char *path, const char *guid,

@@ -315,10 +315,15 @@ int store__meta_insert(struct store_user *u, int64_t mailbox_id, uint32_t uid, c
 
 	if (!u->meta)
 		return 0;
+	/* Only while the message is there: one expunged since its file was
+	 * read (by a catch-up, a search) would leave a row nothing deletes,
+	 * which a later mailbox given the same id would seem to own. */
 	st = store__stmt(u, STORE_STMT_META_INSERT, "INSERT OR REPLACE INTO message_meta (mailbox_id,"
 			 " uid, guid, envelope, body, bodystructure, parts, date, subject, addr_from,"
 			 " addr_to, addr_cc, addr_bcc, message_id, in_reply_to, refs)"
-			 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", err);
+			 " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16"
+			 " WHERE EXISTS (SELECT 1 FROM message"
+			 "  WHERE mailbox_id = ?1 AND uid = ?2 AND guid = ?3)", err);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, mailbox_id);

@@ -72,6 +72,12 @@ enum store_stmt_id {
 	STORE_STMT_SAVE_ROW,    /* save.c: a new message's row */
 	STORE_STMT_SAVE_MBOX,   /* save.c: the mailbox row after saves */
 	STORE_STMT_META_INSERT, /* message-meta.c: a message's structure */
+	/* fts.c: store__fts_insert, run by every save */
+	STORE_STMT_FTS_GUID_USED,
+	STORE_STMT_FTS_REPLACED,
+	STORE_STMT_FTS_TEXT,
+	STORE_STMT_FTS_DOC,
+	STORE_STMT_FTS_UNPEND,
 	STORE_STMT_N
 };
 

@@ -864,6 +864,57 @@ static void test_search_during_catch_up(void **state)
 	store_user_close(&other);
 }
 
+/*
+ * A catch-up reads its messages' files, then stores what it read under
+ * the write lock; a message expunged in between gets no structure row
+ * and no text document, which nothing would ever delete.
+ */
+struct expunge_arg {
+	struct store_mailbox *mb;
+	uint32_t uid;
+};
+
+static void expunge_one(void *arg)
+{
+	struct expunge_arg *e = arg;
+	struct store_error err = { 0 };
+
+	assert_int_equal(store_mailbox_expunge(e->mb, &e->uid, 1, &err), 0);
+}
+
+static void test_catch_up_skips_expunged(void **state)
+{
+	struct fixture *f = *state;
+	struct store_user_options opt = { 0 };
+	struct store_error err = { 0 };
+	struct store_user *other;
+	bool more = true;
+
+	save_intl(f);
+	test_index_exec(f->dir, "DELETE FROM message_fts; DELETE FROM fts_doc;"
+			" DELETE FROM message_meta;"
+			" INSERT OR IGNORE INTO fts_pending SELECT mailbox_id, uid FROM message;");
+	assert_int_equal(store_user_open(f->dir, &opt, &other, &err), 0);
+	struct expunge_arg e = { .mb = open_mb(f->u, "Intl"), .uid = 1 };
+	struct test_at_stmt at = { .sql_part = "BEGIN IMMEDIATE", .fn = expunge_one, .arg = &e };
+
+	test_at_stmt_arm(other->db, &at);
+	while (more)
+		assert_int_equal(store_user_catch_up(other, 100, &more, &err), 0);
+	test_at_stmt_done(other->db, &at);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM message_meta m WHERE NOT EXISTS"
+				     " (SELECT 1 FROM message g WHERE g.mailbox_id = m.mailbox_id"
+				     "  AND g.uid = m.uid)"), 0);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_doc d WHERE NOT EXISTS"
+				     " (SELECT 1 FROM message g WHERE g.guid = d.guid)"), 0);
+	/* The others got theirs. */
+	assert_int_equal(index_count(f, "SELECT count(*) FROM message_meta"), 6);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_doc"), 6);
+	assert_int_equal(index_count(f, "SELECT count(*) FROM fts_pending"), 0);
+	store_mailbox_close(&e.mb);
+	store_user_close(&other);
+}
+
 /* Another program's flag change: the file of uid renamed in the folder
  * to the flags info (":2,F"), behind the index's back. */
 static void rename_behind_index(struct store_mailbox *mb, uint32_t uid, const char *info)
@@ -1080,6 +1131,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_index_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_search_during_catch_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_search_renamed_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_catch_up_skips_expunged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sort_unicode, setup, teardown),
 	};
 
