@@ -185,9 +185,17 @@ int store__view_refresh(struct store_mailbox *mb, struct store_error *err)
 	free(changed);
 	if (rc != SQLITE_DONE)
 		goto fail;
-	/* The mailbox row again, inside this snapshot. */
-	if (store__mbox_get(u, mb->name, &row, err) <= 0) {
+	/* The mailbox row again, inside this snapshot: still the one read
+	 * above, not deleted or made again meanwhile. */
+	found = store__mbox_get(u, mb->name, &row, err);
+	if (found <= 0 || row.id != mb->id || row.uidvalidity != mb->uidvalidity) {
 		store__rollback(u);
+		if (found == 0)
+			return store__fail(err, STORE_ERR_NOTFOUND, "mailbox %s was deleted",
+					   mb->name);
+		if (found > 0)
+			return store__fail(err, STORE_ERR_NOTFOUND, "mailbox %s was recreated",
+					   mb->name);
 		return -1;
 	}
 	store__commit(u, err);

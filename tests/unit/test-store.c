@@ -1481,14 +1481,15 @@ static void test_status_one_snapshot(void **state)
 /* While DELETE waits for the write lock, another session renames the
  * mailbox away and creates a new one under its name: the new one is
  * deleted, the renamed one keeps its messages. */
-struct rename_and_recreate {
+/* Another session's mailbox operation, run by test_at_stmt. */
+struct other_session {
 	struct store_user *u;
 	const char *name, *to;
 };
 
 static void rename_and_recreate(void *arg)
 {
-	struct rename_and_recreate *r = arg;
+	struct other_session *r = arg;
 	struct store_error err = { 0 };
 
 	assert_int_equal(store_mailbox_rename(r->u, r->name, r->to, &err), 0);
@@ -1515,7 +1516,7 @@ static void test_delete_while_renamed(void **state)
 	struct store_error err = { 0 };
 	struct store_mailbox_info info;
 	struct arena *a = arena_new(0);
-	struct rename_and_recreate r = { .name = "Work", .to = "Work Old" };
+	struct other_session r = { .name = "Work", .to = "Work Old" };
 
 	assert_int_equal(store_mailbox_create(f->u, "Work", 0, &err), 0);
 	save(f->u, "Work", "Subject: keep\n\nme\n", 0);
@@ -1540,6 +1541,43 @@ static void test_delete_while_renamed(void **state)
 	store_mailbox_close(&mb);
 	store_user_close(&r.u);
 	arena_free(&a);
+}
+
+/* A view brought up to date while another session deletes its mailbox
+ * and makes a new one of the same name: the view is told so, and does
+ * not take the new mailbox's UIDNEXT and HIGHESTMODSEQ. */
+static void delete_and_recreate(void *arg)
+{
+	struct other_session *r = arg;
+	struct store_error err = { 0 };
+
+	assert_int_equal(store_mailbox_delete(r->u, r->name, &err), 0);
+	assert_int_equal(store_mailbox_create(r->u, r->name, 0, &err), 0);
+	save(r->u, r->name, "Subject: new\n\nthe new one\n", 0);
+}
+
+static void test_refresh_while_recreated(void **state)
+{
+	struct fixture *f = *state;
+	struct store_user_options opt = { 0 };
+	struct store_error err = { 0 };
+	struct other_session r = { .name = "Work" };
+
+	assert_int_equal(store_mailbox_create(f->u, "Work", 0, &err), 0);
+	save(f->u, "Work", "Subject: one\n\nx\n", 0);
+	struct store_mailbox *mb = open_mb(f->u, "Work");
+
+	save(f->u, "Work", "Subject: two\n\nx\n", 0);
+	assert_int_equal(store_user_open(f->dir, &opt, &r.u, &err), 0);
+	struct test_at_stmt at = { .sql_part = "SELECT uid FROM expunged",
+				   .fn = delete_and_recreate, .arg = &r };
+
+	test_at_stmt_arm(f->u->db, &at);
+	assert_int_equal(store_mailbox_sync(mb, &err), -1);
+	test_at_stmt_done(f->u->db, &at);
+	assert_int_equal(err.code, STORE_ERR_NOTFOUND);
+	store_mailbox_close(&mb);
+	store_user_close(&r.u);
 }
 
 /* LIST forgets the rows of folders gone from the Maildir; one made again
@@ -2283,6 +2321,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_status_one_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_while_renamed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_keeps_folder_made_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refresh_while_recreated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_sees_delivery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_non_files_with_message_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_prefers_acknowledged_save, setup, teardown),
