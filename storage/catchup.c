@@ -136,7 +136,7 @@ int store_user_catch_up(struct store_user *u, unsigned max, bool *more_r,
 		if (p[i].doc == NULL)
 			continue;
 		if (p[i].meta != NULL &&
-		    store__meta_insert(u, p[i].mailbox_id, p[i].uid, p[i].guid, p[i].meta, err) < 0)
+		    store__meta_keep(u, p[i].mailbox_id, p[i].uid, p[i].guid, p[i].meta, err) < 0)
 			ret = -1;
 		else if (store__fts_insert(u, p[i].guid, p[i].doc, err) < 0)
 			ret = -1;

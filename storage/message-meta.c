@@ -308,22 +308,9 @@ static void bind_buf(sqlite3_stmt *st, int col, const struct buf *b)
 			  SQLITE_STATIC);
 }
 
-int store__meta_insert(struct store_user *u, int64_t mailbox_id, uint32_t uid, const char *guid,
-		       const struct store__meta *m, struct store_error *err)
+static int meta_insert(struct store_user *u, sqlite3_stmt *st, int64_t mailbox_id, uint32_t uid,
+		       const char *guid, const struct store__meta *m, struct store_error *err)
 {
-	sqlite3_stmt *st;
-
-	if (!u->meta)
-		return 0;
-	/* Only while the message is there: one expunged since its file was
-	 * read (by a catch-up, a search) would leave a row nothing deletes,
-	 * which a later mailbox given the same id would seem to own. */
-	st = store__stmt(u, STORE_STMT_META_INSERT, "INSERT OR REPLACE INTO message_meta (mailbox_id,"
-			 " uid, guid, envelope, body, bodystructure, parts, date, subject, addr_from,"
-			 " addr_to, addr_cc, addr_bcc, message_id, in_reply_to, refs)"
-			 " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16"
-			 " WHERE EXISTS (SELECT 1 FROM message"
-			 "  WHERE mailbox_id = ?1 AND uid = ?2 AND guid = ?3)", err);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, mailbox_id);
@@ -345,6 +332,34 @@ int store__meta_insert(struct store_user *u, int64_t mailbox_id, uint32_t uid, c
 	if (rc != SQLITE_DONE)
 		return store__fail_db(err, u->db, "insert message_meta");
 	return 0;
+}
+
+#define META_COLUMNS "INSERT OR REPLACE INTO message_meta (mailbox_id, uid, guid, envelope," \
+	" body, bodystructure, parts, date, subject, addr_from, addr_to, addr_cc, addr_bcc," \
+	" message_id, in_reply_to, refs)"
+
+int store__meta_insert(struct store_user *u, int64_t mailbox_id, uint32_t uid, const char *guid,
+		       const struct store__meta *m, struct store_error *err)
+{
+	if (!u->meta)
+		return 0;
+	return meta_insert(u, store__stmt(u, STORE_STMT_META_INSERT, META_COLUMNS
+					  " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+					  err), mailbox_id, uid, guid, m, err);
+}
+
+int store__meta_keep(struct store_user *u, int64_t mailbox_id, uint32_t uid, const char *guid,
+		     const struct store__meta *m, struct store_error *err)
+{
+	if (!u->meta)
+		return 0;
+	/* A row left for an expunged message would seem to belong to a
+	 * message of a later mailbox given the same id. */
+	return meta_insert(u, store__stmt(u, STORE_STMT_META_KEEP, META_COLUMNS
+					  " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+					  " ?13, ?14, ?15, ?16 WHERE EXISTS (SELECT 1 FROM message"
+					  "  WHERE mailbox_id = ?1 AND uid = ?2 AND guid = ?3)", err),
+			   mailbox_id, uid, guid, m, err);
 }
 
 int store__meta_copy(struct store_user *u, int64_t src_mailbox_id, uint32_t src_uid,
@@ -479,7 +494,7 @@ static int meta_get(struct store_mailbox *mb, uint32_t uid, struct arena *a,
 			store__fail(err, STORE_ERR_TEMP, "no message_meta table");
 
 		if (ret == 0) {
-			ret = store__meta_insert(u, mb->id, uid, guid, m, err);
+			ret = store__meta_keep(u, mb->id, uid, guid, m, err);
 			ret = ret < 0 ? ret : store__commit(u, err);
 			if (ret < 0)
 				store__rollback(u);

@@ -293,7 +293,7 @@ int store__meta_fill(struct store_mailbox *mb, uint32_t uid, struct store_error 
 		return 0;
 	}
 	if (store__begin(u, false, &err) == 0) {
-		if (store__meta_insert(u, mb->id, uid, guid, m, &err) < 0 ||
+		if (store__meta_keep(u, mb->id, uid, guid, m, &err) < 0 ||
 		    store__commit(u, &err) < 0)
 			store__rollback(u);
 	}

@@ -72,6 +72,7 @@ enum store_stmt_id {
 	STORE_STMT_SAVE_ROW,    /* save.c: a new message's row */
 	STORE_STMT_SAVE_MBOX,   /* save.c: the mailbox row after saves */
 	STORE_STMT_META_INSERT, /* message-meta.c: a message's structure */
+	STORE_STMT_META_KEEP,   /* message-meta.c: the same, if still there */
 	/* fts.c: store__fts_insert, run by every save */
 	STORE_STMT_FTS_GUID_USED,
 	STORE_STMT_FTS_REPLACED,
@@ -350,9 +351,15 @@ struct store__meta *store__meta_parse_file(const char *path, struct store_error 
 struct store__meta *store__meta_ref(struct store__meta *m);
 void store__meta_unref(struct store__meta **m);
 /* Insert or replace the row of (mailbox_id, uid), in the caller's write
- * transaction (nothing when the index has no message_meta table). */
+ * transaction (nothing when the index has no message_meta table), for a
+ * message that transaction has just recorded (a save, an adoption). */
 int store__meta_insert(struct store_user *u, int64_t mailbox_id, uint32_t uid, const char *guid,
 		       const struct store__meta *m, struct store_error *err);
+/* The same for a structure parsed from the file before the write lock (a
+ * catch-up, a search, a FETCH): stored only while the message with that
+ * GUID is still there, or the row would outlive it. */
+int store__meta_keep(struct store_user *u, int64_t mailbox_id, uint32_t uid, const char *guid,
+		     const struct store__meta *m, struct store_error *err);
 /* COPY/MOVE: the row of a source message, if it has one that matches
  * it, for its copy (in the caller's write transaction, before a move
  * deletes the source row). */
