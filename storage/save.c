@@ -573,7 +573,7 @@ static int commit_one(struct store_user *u, struct commit_req *r)
 	sqlite3_stmt *st;
 	int found;
 
-	if (store__exec(u, "SAVEPOINT msg", &r->err) < 0)
+	if (store__exec_cached(u, STORE_STMT_SAVEPOINT, "SAVEPOINT msg", &r->err) < 0)
 		return -1;
 	found = store__mbox_get(u, s->mailbox, &row, &r->err);
 	if (found <= 0) {
@@ -658,7 +658,7 @@ static int commit_one(struct store_user *u, struct commit_req *r)
 	/* Last: the file appears under its final name. */
 	if (save_place(s, r->final_path, &r->err) < 0)
 		goto fail;
-	if (store__exec(u, "RELEASE msg", &r->err) < 0) {
+	if (store__exec_cached(u, STORE_STMT_RELEASE, "RELEASE msg", &r->err) < 0) {
 		save_unplace(s, r->final_path);
 		goto fail;
 	}

@@ -59,6 +59,8 @@ enum store_stmt_id {
 	STORE_STMT_BEGIN,       /* index.c: store__begin */
 	STORE_STMT_BEGIN_READ,  /* index.c: store__begin_read */
 	STORE_STMT_COMMIT,      /* index.c: store__commit */
+	STORE_STMT_SAVEPOINT,   /* save.c: one save of a group commit */
+	STORE_STMT_RELEASE,     /* save.c: the same, done */
 	STORE_STMT_MBOX_DIGESTS, /* index.c: a mailbox row's digests */
 	STORE_STMT_MBOX_CEILINGS, /* index.c: a mailbox row's ceilings */
 	STORE_STMT_MBOX_TIMES,  /* index.c: a mailbox row's directory times */
@@ -82,6 +84,8 @@ enum store_stmt_id {
 	STORE_STMT_N
 };
 
+enum store_sync_level { STORE_SYNC_UNKNOWN, STORE_SYNC_NORMAL, STORE_SYNC_FULL };
+
 struct store_user {
 	char *dir;              /* user directory */
 	char *maildir;          /* <dir>/Maildir */
@@ -95,6 +99,7 @@ struct store_user {
 	struct store_quota quota;
 	bool has_quota;
 	int64_t busy_since;     /* when the current wait for a lock began */
+	int sync_level;         /* the connection's PRAGMA synchronous (index.c) */
 	bool busy_nowait;       /* do not wait for the write lock (sync.c) */
 };
 
@@ -177,6 +182,9 @@ sqlite3_stmt *store__stmt(struct store_user *u, enum store_stmt_id id, const cha
 int store__begin(struct store_user *u, bool durable, struct store_error *err);
 /* A read transaction: what the reads in it see is one moment's. */
 int store__begin_read(struct store_user *u, struct store_error *err);
+/* Run the cached statement id (sql), which returns no rows. */
+int store__exec_cached(struct store_user *u, enum store_stmt_id id, const char *sql,
+		       struct store_error *err);
 int store__commit(struct store_user *u, struct store_error *err);
 void store__rollback(struct store_user *u);
 int store__exec(struct store_user *u, const char *sql, struct store_error *err);

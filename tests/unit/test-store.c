@@ -1622,6 +1622,29 @@ static void test_list_keeps_folder_made_again(void **state)
 	arena_free(&a);
 }
 
+/* A durable transaction commits with synchronous=FULL, any other with
+ * NORMAL, whatever came before (store__begin sets the pragma only when
+ * the level changes). */
+static void test_sync_level_follows_begin(void **state)
+{
+	struct fixture *f = *state;
+	struct store_error err = { 0 };
+	static const bool durable[] = { true, true, false, false, true, false, true };
+
+	for (size_t i = 0; i < sizeof(durable) / sizeof(durable[0]); i++) {
+		assert_int_equal(store__begin(f->u, durable[i], &err), 0);
+		/* PRAGMA synchronous: 1 NORMAL, 2 FULL. */
+		assert_int_equal(index_int(f->u, "PRAGMA synchronous"), durable[i] ? 2 : 1);
+		assert_int_equal(store__commit(f->u, &err), 0);
+	}
+	/* A new connection starts at NORMAL, and knows it. */
+	reopen(f);
+	assert_int_equal(index_int(f->u, "PRAGMA synchronous"), 1);
+	assert_int_equal(store__begin(f->u, true, &err), 0);
+	assert_int_equal(index_int(f->u, "PRAGMA synchronous"), 2);
+	assert_int_equal(store__commit(f->u, &err), 0);
+}
+
 struct watch_state {
 	int notified;
 	uv_timer_t deadline;
@@ -2322,6 +2345,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_delete_while_renamed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_keeps_folder_made_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_while_recreated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_level_follows_begin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_sees_delivery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_non_files_with_message_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild_prefers_acknowledged_save, setup, teardown),
