@@ -369,17 +369,6 @@ int store__fts_has(struct store_user *u, const char *guid)
 	return found;
 }
 
-/* Run st, one of the cached statements of store__fts_insert. */
-static int run_cached(struct store_user *u, sqlite3_stmt *st, struct store_error *err)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return store__fail_db(err, u->db, "text index");
-	return 0;
-}
-
 int store__fts_insert(struct store_user *u, const char *guid, const struct store__fts_doc *doc,
 		      struct store_error *err)
 {
@@ -408,7 +397,7 @@ int store__fts_insert(struct store_user *u, const char *guid, const struct store
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
-	if (run_cached(u, st, err) < 0)
+	if (store__step_cached(u, st, "text index", err) < 0)
 		return -1;
 	st = store__stmt(u, STORE_STMT_FTS_TEXT,
 			 "INSERT INTO message_fts (guid, hdr, body) VALUES (?, ?, ?)", err);
@@ -419,7 +408,7 @@ int store__fts_insert(struct store_user *u, const char *guid, const struct store
 			  (int)doc->hdr.len, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, doc->body.data != NULL ? (const char *)doc->body.data : "",
 			  (int)doc->body.len, SQLITE_STATIC);
-	if (run_cached(u, st, err) < 0)
+	if (store__step_cached(u, st, "text index", err) < 0)
 		return -1;
 	sqlite3_int64 docid = sqlite3_last_insert_rowid(u->db);
 
@@ -428,7 +417,7 @@ int store__fts_insert(struct store_user *u, const char *guid, const struct store
 		return -1;
 	sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, docid);
-	if (run_cached(u, st, err) < 0)
+	if (store__step_cached(u, st, "text index", err) < 0)
 		return -1;
 	/* Every message of this GUID has its text now. */
 	st = store__stmt(u, STORE_STMT_FTS_UNPEND, "DELETE FROM fts_pending WHERE (mailbox_id, uid)"
@@ -436,7 +425,7 @@ int store__fts_insert(struct store_user *u, const char *guid, const struct store
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
-	return run_cached(u, st, err);
+	return store__step_cached(u, st, "text index", err);
 }
 
 int store__fts_adopt(struct store_user *u, const char *path, const char *guid,

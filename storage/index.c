@@ -666,14 +666,14 @@ int store__mbox_get(struct store_user *u, const char *name, struct store_mbox_ro
 	return -1;
 }
 
-/* Run st, a cached UPDATE of one mailbox row. */
-static int mbox_update_finish(struct store_user *u, sqlite3_stmt *st, struct store_error *err)
+int store__step_cached(struct store_user *u, sqlite3_stmt *st, const char *what,
+		       struct store_error *err)
 {
 	int rc = sqlite3_step(st);
 
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
-		return store__fail_db(err, u->db, "mailbox update");
+		return store__fail_db(err, u->db, what);
 	return 0;
 }
 
@@ -700,7 +700,7 @@ int store__mbox_save_digests(struct store_user *u, const struct store_mbox_row *
 			sqlite3_bind_null(st, 1 + d);
 	}
 	sqlite3_bind_int64(st, 3, row->id);
-	return mbox_update_finish(u, st, err);
+	return store__step_cached(u, st, "mailbox update", err);
 }
 
 int store__mbox_save_ceilings(struct store_user *u, const struct store_mbox_row *row,
@@ -714,7 +714,7 @@ int store__mbox_save_ceilings(struct store_user *u, const struct store_mbox_row 
 	sqlite3_bind_int64(st, 1, row->uid_ceiling);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)row->modseq_ceiling);
 	sqlite3_bind_int64(st, 3, row->id);
-	return mbox_update_finish(u, st, err);
+	return store__step_cached(u, st, "mailbox update", err);
 }
 
 int store__mbox_save_times(struct store_user *u, const struct store_mbox_row *row,
@@ -728,7 +728,7 @@ int store__mbox_save_times(struct store_user *u, const struct store_mbox_row *ro
 	sqlite3_bind_int64(st, 1, row->new_mtime);
 	sqlite3_bind_int64(st, 2, row->cur_mtime);
 	sqlite3_bind_int64(st, 3, row->id);
-	return mbox_update_finish(u, st, err);
+	return store__step_cached(u, st, "mailbox update", err);
 }
 
 /* meta 'rebuild' is set while a rebuild runs: a crash in the middle leaves

@@ -326,12 +326,7 @@ static int meta_insert(struct store_user *u, sqlite3_stmt *st, int64_t mailbox_i
 		sqlite3_bind_null(st, 8);
 	for (int i = 0; i < F_N; i++)
 		sqlite3_bind_text(st, 9 + i, m->text[i], -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return store__fail_db(err, u->db, "insert message_meta");
-	return 0;
+	return store__step_cached(u, st, "insert message_meta", err);
 }
 
 #define META_COLUMNS "INSERT OR REPLACE INTO message_meta (mailbox_id, uid, guid, envelope," \

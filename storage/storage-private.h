@@ -182,6 +182,10 @@ sqlite3_stmt *store__stmt(struct store_user *u, enum store_stmt_id id, const cha
 int store__begin(struct store_user *u, bool durable, struct store_error *err);
 /* A read transaction: what the reads in it see is one moment's. */
 int store__begin_read(struct store_user *u, struct store_error *err);
+/* Run st, a cached statement with its values bound that returns no rows,
+ * and reset it; what names it in an error. */
+int store__step_cached(struct store_user *u, sqlite3_stmt *st, const char *what,
+		       struct store_error *err);
 /* Run the cached statement id (sql), which returns no rows. */
 int store__exec_cached(struct store_user *u, enum store_stmt_id id, const char *sql,
 		       struct store_error *err);

@@ -26,6 +26,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -171,6 +172,19 @@ def mail_user():
                        check=True, timeout=60)
         pw = pwd.getpwnam(MAIL_USER)
     return (MAIL_USER, pw.pw_uid, pw.pw_gid)
+
+
+def index_exec_as(mail_user, user_dir, sql):
+    """Run sql on the index of the user at user_dir as the mail user (so
+    the index's -wal and -shm stay its own), as another program would."""
+    _, uid, gid = mail_user
+    script = ("import sqlite3, sys\n"
+              "db = sqlite3.connect(sys.argv[1], timeout=10)\n"
+              "db.executescript(sys.argv[2])\n"
+              "db.close()\n")
+    p = subprocess.run([sys.executable, "-c", script, os.path.join(user_dir, "index.sqlite"),
+                        sql], user=uid, group=gid, capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
 
 
 def chown_tree(path, uid, gid):

@@ -6,10 +6,9 @@ import base64
 import datetime
 import os
 import re
-import subprocess
-import sys
 
 import pytest
+from conftest import index_exec_as
 
 USER, PASSWORD = "alice@example.org", "secret-pw"
 
@@ -611,17 +610,9 @@ def test_search_after_index_upgrade(intl, server, mail_user):
     """An index whose text is from before the casemapped form (no
     fts_format, text as decoded): the next session's index open empties
     it, and searches read the files: nothing is missed."""
-    _, uid, gid = mail_user
-    index = os.path.join(server.user_dir(USER), "index.sqlite")
-    script = ("import sqlite3, sys\n"
-              "db = sqlite3.connect(sys.argv[1], timeout=10)\n"
-              "db.executescript(\"UPDATE message_fts SET body = 'Le café est prêt';"
-              " DELETE FROM meta WHERE key = 'fts_format';\")\n"
-              "db.close()\n")
-    # As the mail user: the index's -wal and -shm stay its own.
-    p = subprocess.run([sys.executable, "-c", script, index], user=uid, group=gid,
-                       capture_output=True)
-    assert p.returncode == 0, p.stderr
+    index_exec_as(mail_user, server.user_dir(USER),
+                  "UPDATE message_fts SET body = 'Le café est prêt';"
+                  " DELETE FROM meta WHERE key = 'fts_format';")
     c = server.login(USER, PASSWORD)
     assert c.cmd("s SELECT INBOX")[-1].startswith("s OK")
     for key, word, expected in UNICODE_CASES:

@@ -7,14 +7,13 @@ import base64
 import os
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from conftest import READ_TIMEOUT, Client, ConnClosed, client_context, vmrss_kib
+from conftest import (READ_TIMEOUT, Client, ConnClosed, client_context, index_exec_as,
+                      vmrss_kib)
 
 USER, PASSWORD = "alice@example.org", "secret-pw"
 PROXY_CONF = {"imap": {"trusted_proxies": "127.0.0.1/32"}}
@@ -384,7 +383,6 @@ def test_qresync_select_vanished_only_what_it_does_not_count(server, mail_user):
     must leave out what the response still counts (EXISTS); the next sync
     reports it. The index is given that in-between state directly: a
     live message with an expunged row."""
-    _, uid, gid = mail_user
     for i in range(1, 4):
         server.deliver(USER, msg(i))
     c = server.login(USER, PASSWORD)
@@ -392,17 +390,9 @@ def test_qresync_select_vanished_only_what_it_does_not_count(server, mail_user):
     lines = c.cmd("s SELECT INBOX")
     uv, ms = uidvalidity_of(lines), modseq_of(lines)
     c.cmd("l LOGOUT")
-    index = os.path.join(server.user_dir(USER), "index.sqlite")
-    script = ("import sqlite3, sys\n"
-              "db = sqlite3.connect(sys.argv[1], timeout=10)\n"
-              "db.execute(\"INSERT INTO expunged SELECT mailbox_id, 2, highestmodseq + 1"
-              " FROM mailbox m JOIN message g ON g.mailbox_id = m.id AND g.uid = 2\")\n"
-              "db.commit()\n"
-              "db.close()\n")
-    # As the mail user: the index's -wal and -shm stay its own.
-    p = subprocess.run([sys.executable, "-c", script, index], user=uid, group=gid,
-                       capture_output=True)
-    assert p.returncode == 0, p.stderr
+    index_exec_as(mail_user, server.user_dir(USER),
+                  "INSERT INTO expunged SELECT mailbox_id, 2, highestmodseq + 1"
+                  " FROM mailbox m JOIN message g ON g.mailbox_id = m.id AND g.uid = 2")
     d = server.login(USER, PASSWORD)
     assert d.cmd("e ENABLE QRESYNC")[-1] == "e OK Enabled"
     lines = d.cmd(f"s SELECT INBOX (QRESYNC ({uv} {ms} 1:3))")
