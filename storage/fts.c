@@ -378,7 +378,8 @@ int store__fts_insert(struct store_user *u, const char *guid, const struct store
 		return 0;
 	/* No message has the GUID any more (expunged since its file was
 	 * read, by a catch-up or a search): no document, which nothing
-	 * would ever delete. Statements cached: every save runs them. */
+	 * would ever delete. Statements cached: every save that keeps its
+	 * text (APPEND, a catch-up) runs them. */
 	st = store__stmt(u, STORE_STMT_FTS_GUID_USED,
 			 "SELECT 1 FROM message WHERE guid = ? LIMIT 1", err);
 	if (st == NULL)

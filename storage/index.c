@@ -576,8 +576,8 @@ int store__begin(struct store_user *u, bool durable, struct store_error *err)
 		return -1;
 	/* The level applies to the next commit; it cannot change inside a
 	 * transaction. Set only when it changes: the pragma takes effect as
-	 * it is compiled, so each run compiles it again (~7,000 instructions,
-	 * a fifth of a delivery's index work). */
+	 * it is compiled, so each run compiles it again (~7,000 instructions
+	 * a transaction). */
 	int level = durable ? STORE_SYNC_FULL : STORE_SYNC_NORMAL;
 
 	if (u->sync_level != level) {

@@ -329,7 +329,7 @@ static int meta_insert(struct store_user *u, sqlite3_stmt *st, int64_t mailbox_i
 	return store__step_cached(u, st, "insert message_meta", err);
 }
 
-#define META_COLUMNS "INSERT OR REPLACE INTO message_meta (mailbox_id, uid, guid, envelope," \
+#define META_INSERT_INTO "INSERT OR REPLACE INTO message_meta (mailbox_id, uid, guid, envelope," \
 	" body, bodystructure, parts, date, subject, addr_from, addr_to, addr_cc, addr_bcc," \
 	" message_id, in_reply_to, refs)"
 
@@ -338,7 +338,7 @@ int store__meta_insert(struct store_user *u, int64_t mailbox_id, uint32_t uid, c
 {
 	if (!u->meta)
 		return 0;
-	return meta_insert(u, store__stmt(u, STORE_STMT_META_INSERT, META_COLUMNS
+	return meta_insert(u, store__stmt(u, STORE_STMT_META_INSERT, META_INSERT_INTO
 					  " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 					  err), mailbox_id, uid, guid, m, err);
 }
@@ -350,7 +350,7 @@ int store__meta_keep(struct store_user *u, int64_t mailbox_id, uint32_t uid, con
 		return 0;
 	/* A row left for an expunged message would seem to belong to a
 	 * message of a later mailbox given the same id. */
-	return meta_insert(u, store__stmt(u, STORE_STMT_META_KEEP, META_COLUMNS
+	return meta_insert(u, store__stmt(u, STORE_STMT_META_KEEP, META_INSERT_INTO
 					  " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
 					  " ?13, ?14, ?15, ?16 WHERE EXISTS (SELECT 1 FROM message"
 					  "  WHERE mailbox_id = ?1 AND uid = ?2 AND guid = ?3)", err),

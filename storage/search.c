@@ -19,8 +19,9 @@
  * bulk) are read from their files, and the text of up to
  * STORE_SEARCH_KEEP_MAX of them is kept for the next searches; the
  * stored text and that list are read in one snapshot, since a catch-up
- * (catchup.c) may move messages from the one to the other meanwhile. EMAILID hashes each
- * message's GUID (objectid.c); THREADID matches nothing.
+ * (catchup.c) may move messages from the one to the other meanwhile.
+ * EMAILID hashes each message's GUID (objectid.c); THREADID matches
+ * nothing.
  */
 #include "storage-private.h"
 #include "fts-private.h"
@@ -564,8 +565,10 @@ static int eval_pending(struct search_ctx *c, const struct store_search *s, uint
 
 			if (found < 0)
 				break;
+			if (found == 0)
+				continue;
 			memset(&ferr, 0, sizeof(ferr));
-			doc = found > 0 ? store__fts_doc_from_file(path, &ferr) : NULL;
+			doc = store__fts_doc_from_file(path, &ferr);
 		}
 		/* Gone (expunged): the next sync tells the client. */
 		if (doc == NULL) {

@@ -75,7 +75,7 @@ enum store_stmt_id {
 	STORE_STMT_SAVE_MBOX,   /* save.c: the mailbox row after saves */
 	STORE_STMT_META_INSERT, /* message-meta.c: a message's structure */
 	STORE_STMT_META_KEEP,   /* message-meta.c: the same, if still there */
-	/* fts.c: store__fts_insert, run by every save */
+	/* fts.c: store__fts_insert, run by every save that keeps its text */
 	STORE_STMT_FTS_GUID_USED,
 	STORE_STMT_FTS_REPLACED,
 	STORE_STMT_FTS_TEXT,
