@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -170,11 +171,42 @@ static int mailboxid_write(const char *folder, const char *id, bool replace,
 	return store__fsync_dir(folder, err) < 0 ? -1 : 1;
 }
 
+/* A file that holds no id, replaced by a new id under an exclusive lock
+ * on the folder (flock on its directory): two that found it damaged at
+ * once would otherwise each put their own in place, and the first could
+ * change after a client saw it. Under the lock the file is read again.
+ * 1 ours is in place, 0 another's is (read it again), -1. */
+static int mailboxid_replace(const char *folder, char id[STORE_OBJECTID_SIZE],
+			     struct store_error *err)
+{
+	int dir = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dir < 0)
+		return store__fail_errno(err, errno, "open %s", folder);
+	while (flock(dir, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			int e = errno;
+
+			close(dir);
+			return store__fail_errno(err, e, "lock %s", folder);
+		}
+	}
+	int r = store__mailboxid_read(folder, id, err);
+
+	if (r == 2) {
+		log_warn("%s/" STORE_MAILBOXID_FILE ": not a mailbox id, a new one is made", folder);
+		mailboxid_new(id);
+		r = mailboxid_write(folder, id, true, err);
+	} else if (r >= 0) {
+		r = 0;
+	}
+	close(dir); /* releases the lock */
+	return r;
+}
+
 int store__mailboxid_get(const char *folder, char id[STORE_OBJECTID_SIZE],
 			 struct store_error *err)
 {
-	char path[4096];
-
 	for (int attempt = 0; attempt < 3; attempt++) {
 		int r = store__mailboxid_read(folder, id, err);
 
@@ -183,15 +215,14 @@ int store__mailboxid_get(const char *folder, char id[STORE_OBJECTID_SIZE],
 		/* A file that is there but holds no id is replaced. Decided by
 		 * what the read found: a file another thread or process has
 		 * linked into place since is a valid id, never replaced. */
-		bool replace = r == 2;
-
-		if (replace) {
-			snprintf(path, sizeof(path), "%s/" STORE_MAILBOXID_FILE, folder);
-			log_warn("%s: not a mailbox id, a new one is made", path);
+		if (r == 2) {
+			r = mailboxid_replace(folder, id, err);
+			if (r != 0)
+				return r < 0 ? -1 : 0;
+			continue;
 		}
-
 		mailboxid_new(id);
-		r = mailboxid_write(folder, id, replace, err);
+		r = mailboxid_write(folder, id, false, err);
 		if (r != 0)
 			return r < 0 ? -1 : 0;
 	}

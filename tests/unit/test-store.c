@@ -1788,8 +1788,9 @@ static void test_object_ids(void **state)
 	assert_int_equal(store_mailbox_id_of(f->u, "Old/Archive", a, &got, &err), 0);
 	assert_string_not_equal(got, archive);
 
-	/* A folder without one: threads asking at once all get the one id
-	 * that ends up in the file (rounds: the race is a narrow one). */
+	/* A folder without one, or with a damaged one: threads asking at
+	 * once all get the one id that ends up in the file (rounds: the
+	 * race is a narrow one). */
 	snprintf(path, sizeof(path), "%s/Maildir/.Sent", f->dir);
 	char file[4200];
 
@@ -1799,7 +1800,15 @@ static void test_object_ids(void **state)
 	struct mailboxid_arg args[N];
 
 	for (int round = 0; round < ROUNDS; round++) {
-		unlink(file);
+		if (round % 2 == 0) {
+			unlink(file);
+		} else {
+			FILE *damaged = fopen(file, "w");
+
+			assert_non_null(damaged);
+			fputs("not an id!\n", damaged);
+			fclose(damaged);
+		}
 		for (int i = 0; i < N; i++) {
 			args[i].folder = path;
 			assert_int_equal(pthread_create(&th[i], NULL, mailboxid_getter, &args[i]), 0);
