@@ -96,16 +96,16 @@ struct created {
 static int guid_in_mailbox(struct store_user *u, int64_t mailbox_id, const char *guid,
 			   struct store_error *err)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = store__stmt(u, STORE_STMT_COPY_GUID,
+				       "SELECT 1 FROM message WHERE mailbox_id = ? AND guid = ?", err);
 
-	if (sqlite3_prepare_v2(u->db, "SELECT 1 FROM message WHERE mailbox_id = ? AND guid = ?",
-			       -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, u->db, "copy");
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_text(st, 2, guid, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return store__fail_db(err, u->db, "copy");
 	return rc == SQLITE_ROW;
@@ -220,17 +220,13 @@ int store_mailbox_copy(struct store_mailbox *mb, const uint32_t *uids, size_t co
 		 * interrupted move leaves it in one folder only. */
 		made[nmade].src_removed = move && linked && unlink(src_path) == 0;
 		nmade++;
-		char sql[160];
-		sqlite3_stmt *st;
+		sqlite3_stmt *st = store__stmt(u, STORE_STMT_COPY_ROW,
+				"INSERT INTO message (mailbox_id, uid, guid, filename, flags,"
+				" keywords, modseq, internal_date, save_date, size, vsize)"
+				" VALUES (?, ?, ?, ?, ?, ?, ?, ?, strftime('%s', 'now'), ?, ?)", err);
 
-		if (sqlite3_prepare_v2(u->db,
-				       "INSERT INTO message (mailbox_id, uid, guid, filename, flags,"
-				       " keywords, modseq, internal_date, save_date, size, vsize)"
-				       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, strftime('%s', 'now'), ?, ?)",
-				       -1, &st, NULL) != SQLITE_OK) {
-			store__fail_db(err, u->db, "copy");
+		if (st == NULL)
 			goto rollback;
-		}
 		sqlite3_bind_int64(st, 1, dst_row.id);
 		sqlite3_bind_int64(st, 2, uid);
 		sqlite3_bind_text(st, 3, fn.base, -1, SQLITE_TRANSIENT);
@@ -241,25 +237,13 @@ int store_mailbox_copy(struct store_mailbox *mb, const uint32_t *uids, size_t co
 		sqlite3_bind_int64(st, 8, m.internal_date);
 		sqlite3_bind_int64(st, 9, (sqlite3_int64)m.size);
 		sqlite3_bind_int64(st, 10, (sqlite3_int64)m.vsize);
-		int rc = sqlite3_step(st);
-
-		sqlite3_finalize(st);
-		if (rc != SQLITE_DONE) {
-			store__fail_db(err, u->db, "copy");
+		if (store__step_cached(u, st, "copy", err) < 0)
 			goto rollback;
-		}
 		/* The parse results go along (message-meta.c). */
 		if (store__meta_copy(u, src_row.id, uids[i], dst_row.id, uid, fn.base, err) < 0)
 			goto rollback;
-		if (move) {
-			snprintf(sql, sizeof(sql),
-				 "DELETE FROM message WHERE mailbox_id = %lld AND uid = %u;"
-				 "INSERT OR REPLACE INTO expunged VALUES (%lld, %u, %llu);",
-				 (long long)src_row.id, uids[i], (long long)src_row.id, uids[i],
-				 (unsigned long long)src_modseq);
-			if (store__exec(u, sql, err) < 0)
-				goto rollback;
-		}
+		if (move && store__expunge_row(u, src_row.id, uids[i], src_modseq, err) < 0)
+			goto rollback;
 		store__digest_name(u, &dst_row, relname, true);
 		if (move)
 			store__digest_name(u, same ? &dst_row : &src_row, m.filename, false);

@@ -494,17 +494,6 @@ struct sync_ctx {
 	size_t used_count, used_cap;
 };
 
-static int exec_stmt(struct store_user *u, sqlite3_stmt *st, struct store_error *err,
-		     const char *what)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return store__fail_db(err, u->db, what);
-	return 0;
-}
-
 static int update_file(struct sync_ctx *sc, struct index_entry *ie, const struct disk_entry *de,
 		       struct store_error *err)
 {
@@ -512,12 +501,13 @@ static int update_file(struct sync_ctx *sc, struct index_entry *ie, const struct
 	bool flags_changed = ie->flags != de->fn.flags ||
 		(ie->keywords & 0x3FFFFFF) != de->fn.keywords;
 
-	if (sqlite3_prepare_v2(sc->u->db, flags_changed ?
-			       "UPDATE message SET filename = ?, flags = ?, keywords = ?, modseq = ?"
-			       " WHERE mailbox_id = ? AND uid = ?" :
-			       "UPDATE message SET filename = ? WHERE mailbox_id = ? AND uid = ?",
-			       -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, sc->u->db, "update message");
+	st = flags_changed ?
+		store__stmt(sc->u, STORE_STMT_SYNC_REFLAG, "UPDATE message SET filename = ?, flags = ?,"
+			    " keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?", err) :
+		store__stmt(sc->u, STORE_STMT_SYNC_RENAME, "UPDATE message SET filename = ?"
+			    " WHERE mailbox_id = ? AND uid = ?", err);
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_text(st, 1, de->relname, -1, SQLITE_STATIC);
 	if (flags_changed) {
 		/* Keywords beyond the 26 letters live only in the index. */
@@ -533,7 +523,7 @@ static int update_file(struct sync_ctx *sc, struct index_entry *ie, const struct
 		sqlite3_bind_int64(st, 2, sc->row.id);
 		sqlite3_bind_int64(st, 3, ie->uid);
 	}
-	if (exec_stmt(sc->u, st, err, "update message") < 0)
+	if (store__step_cached(sc->u, st, "update message", err) < 0)
 		return -1;
 	free(ie->filename);
 	ie->filename = xstrdup(de->relname);
@@ -621,11 +611,12 @@ static int add_file(struct sync_ctx *sc, struct disk_entry *de, bool new_guid,
 	sqlite3_stmt *st;
 
 	snprintf(relname, sizeof(relname), "%s/%s", sub, name);
-	if (sqlite3_prepare_v2(sc->u->db,
-			       "INSERT INTO message (mailbox_id, uid, guid, filename, flags, keywords,"
-			       " modseq, internal_date, save_date, size, vsize)"
-			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, sc->u->db, "insert message");
+	st = store__stmt(sc->u, STORE_STMT_SYNC_ADD,
+			 "INSERT INTO message (mailbox_id, uid, guid, filename, flags, keywords,"
+			 " modseq, internal_date, save_date, size, vsize)"
+			 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", err);
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_int64(st, 1, sc->row.id);
 	sqlite3_bind_int64(st, 2, uid);
 	sqlite3_bind_text(st, 3, fn.base, -1, SQLITE_TRANSIENT);
@@ -640,7 +631,7 @@ static int add_file(struct sync_ctx *sc, struct disk_entry *de, bool new_guid,
 	sqlite3_bind_int64(st, 11, (sqlite3_int64)fn.vsize);
 	sc->changed = true;
 	sc->durable = true;
-	if (exec_stmt(sc->u, st, err, "insert message") < 0)
+	if (store__step_cached(sc->u, st, "insert message", err) < 0)
 		return -1;
 	digest_add(sc->u, &sc->digest[de->relname[0] == 'n' ? STORE_DIGEST_NEW : STORE_DIGEST_CUR],
 		   relname, strlen(relname), true);
@@ -671,25 +662,10 @@ static int add_file(struct sync_ctx *sc, struct disk_entry *de, bool new_guid,
 
 static int expunge_row(struct sync_ctx *sc, uint32_t uid, struct store_error *err)
 {
-	sqlite3_stmt *st;
-
-	if (sqlite3_prepare_v2(sc->u->db, "DELETE FROM message WHERE mailbox_id = ? AND uid = ?",
-			       -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, sc->u->db, "expunge");
-	sqlite3_bind_int64(st, 1, sc->row.id);
-	sqlite3_bind_int64(st, 2, uid);
-	if (exec_stmt(sc->u, st, err, "expunge") < 0)
-		return -1;
-	if (sqlite3_prepare_v2(sc->u->db, "INSERT OR REPLACE INTO expunged VALUES (?, ?, ?)",
-			       -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, sc->u->db, "expunge");
-	sqlite3_bind_int64(st, 1, sc->row.id);
-	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)sc->modseq);
 	sc->changed = true;
 	sc->durable = true;
 	sc->expunged = true;
-	return exec_stmt(sc->u, st, err, "expunge");
+	return store__expunge_row(sc->u, sc->row.id, uid, sc->modseq, err);
 }
 
 static int save_row(struct sync_ctx *sc, int64_t new_mtime, int64_t cur_mtime,
@@ -697,12 +673,12 @@ static int save_row(struct sync_ctx *sc, int64_t new_mtime, int64_t cur_mtime,
 {
 	sqlite3_stmt *st;
 
-	if (sqlite3_prepare_v2(sc->u->db,
-			       "UPDATE mailbox SET uidnext = ?, highestmodseq = ?, new_mtime = ?,"
-			       " cur_mtime = ?, uid_ceiling = ?, modseq_ceiling = ?,"
-			       " scanned_at = strftime('%s', 'now') WHERE id = ?",
-			       -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, sc->u->db, "update mailbox");
+	st = store__stmt(sc->u, STORE_STMT_SYNC_MBOX,
+			 "UPDATE mailbox SET uidnext = ?, highestmodseq = ?, new_mtime = ?,"
+			 " cur_mtime = ?, uid_ceiling = ?, modseq_ceiling = ?,"
+			 " scanned_at = strftime('%s', 'now') WHERE id = ?", err);
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_int64(st, 1, sc->row.uidnext);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)(sc->changed ? sc->modseq :
 						  sc->row.highestmodseq));
@@ -711,7 +687,7 @@ static int save_row(struct sync_ctx *sc, int64_t new_mtime, int64_t cur_mtime,
 	sqlite3_bind_int64(st, 5, sc->row.uid_ceiling);
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)sc->row.modseq_ceiling);
 	sqlite3_bind_int64(st, 7, sc->row.id);
-	return exec_stmt(sc->u, st, err, "update mailbox");
+	return store__step_cached(sc->u, st, "update mailbox", err);
 }
 
 /*

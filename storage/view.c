@@ -482,6 +482,28 @@ int store__msg_row(struct store_mailbox *mb, uint32_t uid, struct store_msg_row 
 	return store__fail_db(err, mb->user->db, "message lookup");
 }
 
+int store__expunge_row(struct store_user *u, int64_t mailbox_id, uint32_t uid, uint64_t modseq,
+		       struct store_error *err)
+{
+	sqlite3_stmt *st = store__stmt(u, STORE_STMT_EXPUNGE_ROW,
+				       "DELETE FROM message WHERE mailbox_id = ? AND uid = ?", err);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	if (store__step_cached(u, st, "expunge", err) < 0)
+		return -1;
+	st = store__stmt(u, STORE_STMT_EXPUNGE_NOTE, "INSERT OR REPLACE INTO expunged VALUES (?, ?, ?)",
+			 err);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)modseq);
+	return store__step_cached(u, st, "expunge", err);
+}
+
 int store__msg_path(struct store_mailbox *mb, uint32_t uid, bool resync,
 		    struct store_msg_row *row_r, char *path, size_t size, struct store_error *err)
 {
@@ -770,14 +792,7 @@ int store_mailbox_expunge(struct store_mailbox *mb, const uint32_t *uids, size_t
 			store__witness_change(&witness, cur.filename, hidden);
 			renames_add(&hidden_files, cur.filename, hidden);
 		}
-		char sql[200];
-
-		snprintf(sql, sizeof(sql),
-			 "DELETE FROM message WHERE mailbox_id = %lld AND uid = %u;"
-			 "INSERT OR REPLACE INTO expunged VALUES (%lld, %u, %llu);",
-			 (long long)mb->id, uids[i], (long long)mb->id, uids[i],
-			 (unsigned long long)modseq);
-		if (store__exec(u, sql, err) < 0)
+		if (store__expunge_row(u, mb->id, uids[i], modseq, err) < 0)
 			goto fail;
 		store__digest_name(u, &row, cur.filename, false);
 		changed = true;
