@@ -6,6 +6,9 @@
  *       a mailbox of N messages (default 100,000): open it (SELECT),
  *       open it again right after flag changes on 1,000 messages, and map
  *       every sequence number to its UID and flags;
+ *   tern-bench-store mailops [--count N] [--dir DIR]
+ *       N messages of 4 KiB saved, then COPY of all N to another folder,
+ *       MOVE of all N to a third, EXPUNGE of the copies: each timed;
  *   tern-bench-store deliver [--writers W] [--count N] [--size BYTES]
  *                            [--pairs P]
  *       durable deliveries of N messages by W threads of one process
@@ -53,6 +56,18 @@ static struct store_user *open_user(const char *dir, bool create)
 	if (store_user_open(dir, &opt, &u, &err) < 0)
 		die("open user", &err);
 	return u;
+}
+
+/* The directory make_tempdir made, unless it was given. */
+static void remove_tempdir(const char *dir, const char *given)
+{
+	char cmd[600];
+
+	if (given != NULL)
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
 }
 
 static void make_tempdir(char *dir, size_t size, const char *given)
@@ -177,13 +192,7 @@ static void bigbox(unsigned messages, const char *given_dir)
 		store_mailbox_close(&mb);
 	}
 	store_user_close(&u);
-	if (given_dir == NULL) {
-		char cmd[600];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
-		if (system(cmd) != 0)
-			fprintf(stderr, "cannot remove %s\n", base);
-	}
+	remove_tempdir(base, given_dir);
 }
 
 struct writer {
@@ -309,13 +318,64 @@ static void deliver(unsigned writers, unsigned count, size_t size, const char *g
 		       ratio[pairs - 1]);
 		free(ratio);
 	}
-	if (given_dir == NULL) {
-		char cmd[600];
+	remove_tempdir(base, given_dir);
+}
 
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
-		if (system(cmd) != 0)
-			fprintf(stderr, "cannot remove %s\n", base);
+/* COPY, MOVE and EXPUNGE of count messages, as UID COPY/MOVE/EXPUNGE of a
+ * whole mailbox do: one call each. */
+static void mailops(unsigned count, const char *given_dir)
+{
+	char base[256], dir[512], body[4096];
+	struct store_error err = { 0 };
+	uint32_t *uids = calloc(count + 1, sizeof(*uids)), *dest = calloc(count + 1, sizeof(*dest));
+	uint32_t uv;
+
+	make_tempdir(base, sizeof(base), given_dir);
+	snprintf(dir, sizeof(dir), "%s/user-mailops", base);
+	struct store_user *u = open_user(dir, true);
+
+	memset(body, 'x', sizeof(body));
+	memcpy(body, "Subject: bench\r\n\r\n", 18);
+	for (unsigned i = 0; i < count; i++) {
+		struct store_save *s = NULL;
+
+		if (store_save_begin(u, "INBOX", &s, &err) < 0 ||
+		    store_save_write(s, body, sizeof(body), &err) < 0 ||
+		    store_save_commit(&s, &uv, &uids[i], &err) < 0)
+			die("save", &err);
 	}
+	struct store_mailbox *inbox, *archive;
+
+	if (store_mailbox_open(u, "INBOX", &inbox, &err) < 0)
+		die("open", &err);
+	double t0 = now_ms();
+
+	if (store_mailbox_copy(inbox, uids, count, "Archive", false, &uv, dest, &err) < 0)
+		die("copy", &err);
+	double t1 = now_ms();
+
+	if (store_mailbox_copy(inbox, uids, count, "Trash", true, &uv, dest, &err) < 0)
+		die("move", &err);
+	double t2 = now_ms();
+
+	if (store_mailbox_open(u, "Archive", &archive, &err) < 0)
+		die("open", &err);
+	for (unsigned i = 0; i < count; i++)
+		uids[i] = store_mailbox_msg(archive, i + 1)->uid;
+	double t3 = now_ms();
+
+	if (store_mailbox_expunge(archive, uids, count, &err) < 0)
+		die("expunge", &err);
+	double t4 = now_ms();
+
+	printf("mailops: messages=%u copy_ms=%.1f move_ms=%.1f expunge_ms=%.1f\n", count,
+	       t1 - t0, t2 - t1, t4 - t3);
+	store_mailbox_close(&archive);
+	store_mailbox_close(&inbox);
+	store_user_close(&u);
+	free(uids);
+	free(dest);
+	remove_tempdir(base, given_dir);
 }
 
 int main(int argc, char **argv)
@@ -325,7 +385,7 @@ int main(int argc, char **argv)
 	const char *dir = NULL;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s bigbox|deliver [--messages N] [--writers W] "
+		fprintf(stderr, "usage: %s bigbox|deliver|mailops [--messages N] [--writers W] "
 			"[--count N] [--size BYTES] [--pairs P] [--dir DIR]\n", argv[0]);
 		return 2;
 	}
@@ -350,6 +410,8 @@ int main(int argc, char **argv)
 	log_init("tern-bench-store", LOG_TARGET_STDERR, LOG_LEVEL_WARN);
 	if (strcmp(argv[1], "bigbox") == 0)
 		bigbox(messages, dir);
+	else if (strcmp(argv[1], "mailops") == 0)
+		mailops(count, dir);
 	else if (strcmp(argv[1], "deliver") == 0) {
 		/* As tern-lmtpd opens indexes (lmtp/main.c). */
 		store_set_index_mapping(false);
