@@ -361,28 +361,24 @@ int store__meta_copy(struct store_user *u, int64_t src_mailbox_id, uint32_t src_
 		     int64_t dst_mailbox_id, uint32_t dst_uid, const char *dst_guid,
 		     struct store_error *err)
 {
-	sqlite3_stmt *st;
-
 	if (!u->meta)
 		return 0;
-	if (sqlite3_prepare_v2(u->db, "INSERT OR REPLACE INTO message_meta SELECT ?, ?, ?,"
-			       " m.envelope, m.body, m.bodystructure, m.parts, m.date, m.subject,"
-			       " m.addr_from, m.addr_to, m.addr_cc, m.addr_bcc, m.message_id,"
-			       " m.in_reply_to, m.refs FROM message_meta m JOIN message g"
-			       " ON g.mailbox_id = m.mailbox_id AND g.uid = m.uid AND g.guid = m.guid"
-			       " WHERE m.mailbox_id = ? AND m.uid = ?", -1, &st, NULL) != SQLITE_OK)
-		return store__fail_db(err, u->db, "copy message_meta");
+	sqlite3_stmt *st = store__stmt(u, STORE_STMT_META_COPY, "INSERT OR REPLACE INTO message_meta"
+				       " SELECT ?, ?, ?, m.envelope, m.body, m.bodystructure, m.parts,"
+				       " m.date, m.subject, m.addr_from, m.addr_to, m.addr_cc,"
+				       " m.addr_bcc, m.message_id, m.in_reply_to, m.refs"
+				       " FROM message_meta m JOIN message g ON g.mailbox_id = m.mailbox_id"
+				       " AND g.uid = m.uid AND g.guid = m.guid"
+				       " WHERE m.mailbox_id = ? AND m.uid = ?", err);
+
+	if (st == NULL)
+		return -1;
 	sqlite3_bind_int64(st, 1, dst_mailbox_id);
 	sqlite3_bind_int64(st, 2, dst_uid);
 	sqlite3_bind_text(st, 3, dst_guid, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, src_mailbox_id);
 	sqlite3_bind_int64(st, 5, src_uid);
-	int rc = sqlite3_step(st);
-
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return store__fail_db(err, u->db, "copy message_meta");
-	return 0;
+	return store__step_cached(u, st, "copy message_meta", err);
 }
 
 /* The row's guid and file name, 1 found, 0 not, -1 error. */

@@ -86,6 +86,7 @@ enum store_stmt_id {
 	STORE_STMT_SYNC_MBOX,   /* sync.c: the mailbox row after a sync */
 	STORE_STMT_COPY_ROW,    /* copy.c: a copy's row */
 	STORE_STMT_COPY_GUID,   /* copy.c: the GUID in the destination? */
+	STORE_STMT_META_COPY,   /* message-meta.c: a copy's structure */
 	/* fts.c: store__fts_insert, run by every save that keeps its text */
 	STORE_STMT_FTS_GUID_USED,
 	STORE_STMT_FTS_REPLACED,
